@@ -1,0 +1,58 @@
+// Small convolutional classifier: strided 'SAME' convolutions with ReLU (strides downsample instead of pooling, which
+// keeps every op differentiable under jit), then dense layers. NCHW activations, OIHW kernels as in PyTorch.
+import { z } from 'zod';
+import { lax, nn, np, type JaxArray, type Params } from '../runtime/jax.ts';
+import { initTensors, type Init } from './init.ts';
+import type { Model } from './model.ts';
+
+export const CnnSpec = z.object({
+  kind: z.literal('cnn'),
+  height: z.number().int().min(1),
+  width: z.number().int().min(1),
+  channels: z.number().int().min(1),
+  conv: z.array(z.object({ out: z.number().int().min(1), kernel: z.number().int().min(1), stride: z.number().int().min(1) })).min(1),
+  hidden: z.array(z.number().int().min(1)),
+  classes: z.number().int().min(2),
+});
+export type CnnSpec = z.infer<typeof CnnSpec>;
+
+export function cnn(spec: CnnSpec): Model {
+  const specs: Array<readonly [string, readonly number[], Init]> = [];
+  let [c, h, w] = [spec.channels, spec.height, spec.width];
+  spec.conv.forEach((layer, i) => {
+    const bound = 1 / Math.sqrt(c * layer.kernel * layer.kernel);
+    specs.push([`conv.${i}.weight`, [layer.out, c, layer.kernel, layer.kernel], { kind: 'uniform', bound }]);
+    specs.push([`conv.${i}.bias`, [layer.out], { kind: 'uniform', bound }]);
+    [c, h, w] = [layer.out, Math.ceil(h / layer.stride), Math.ceil(w / layer.stride)];
+  });
+  const flat = c * h * w;
+  const dims = [flat, ...spec.hidden, spec.classes];
+  for (let i = 0; i + 1 < dims.length; i++) {
+    const bound = 1 / Math.sqrt(dims[i]!);
+    specs.push([`fc.${i}.weight`, [dims[i]!, dims[i + 1]!], { kind: 'uniform', bound }]);
+    specs.push([`fc.${i}.bias`, [dims[i + 1]!], { kind: 'uniform', bound }]);
+  }
+  const lastFc = dims.length - 2;
+  return {
+    shapes: specs.map(([n, s]) => [n, s] as const),
+    classes: spec.classes,
+    decayed: new Set(specs.filter(([, s]) => s.length >= 2).map(([n]) => n)),
+    inputShape: (b) => [b, spec.channels * spec.height * spec.width],
+    targetShape: (b) => [b],
+    init: (seed) => initTensors(specs, seed),
+    logits(p: Params, x: JaxArray): JaxArray {
+      const batch = x.shape[0]!;
+      let a = x.reshape([batch, spec.channels, spec.height, spec.width]);
+      spec.conv.forEach((layer, i) => {
+        const bias = p[`conv.${i}.bias`]!.reshape([1, layer.out, 1, 1]);
+        a = nn.relu(lax.conv(a, p[`conv.${i}.weight`]!, [layer.stride, layer.stride], 'SAME').add(bias));
+      });
+      let hdn = a.reshape([batch, flat]);
+      for (let i = 0; i <= lastFc; i++) {
+        hdn = np.matmul(hdn, p[`fc.${i}.weight`]!).add(p[`fc.${i}.bias`]!);
+        if (i < lastFc) hdn = nn.relu(hdn);
+      }
+      return hdn;
+    },
+  };
+}
