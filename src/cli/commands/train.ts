@@ -1,0 +1,112 @@
+// `tessera train`: trains one task's model on this machine (no coordinator), with a progress bar and periodic
+// held-out evaluation. The same Trainer is what every device runs inside a lease.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { Rng } from '../../core/rng.ts';
+import type { Task } from '../../device/tasks/task.ts';
+import { createModel } from '../../train/models/registry.ts';
+import { Trainer, type EvalResult } from '../../train/trainer.ts';
+import { runtimeThreads } from '../../train/runtime/worker-threads.node.ts';
+import { loadTask, TASK_NAMES, type TaskName } from '../tasks.ts';
+
+export interface TrainOptions {
+  steps: number;
+  minutes: number;
+  batch: number;
+  lr: number;
+  evalEvery: number;
+  evalBatches: number;
+  seed: number;
+  quiet?: boolean;
+}
+
+export interface TrainReport {
+  task: string;
+  steps: number;
+  seconds: number;
+  final: EvalResult;
+  baseline: Task['baseline'];
+  /** True when the final metric beats the baseline (lower loss or higher accuracy). */
+  beatsBaseline: boolean;
+}
+
+export async function trainTask(task: Task, opts: TrainOptions): Promise<TrainReport> {
+  const model = createModel(task.model);
+  const trainer = await Trainer.create(model, model.init(opts.seed), {
+    optimizer: { kind: 'adamw', lr: opts.lr, weightDecay: 0.01 },
+    clipGradNorm: 1,
+  });
+  const next = task.trainBatches(opts.batch, new Rng(opts.seed));
+  const metric = task.baseline.metric;
+  const bar = new SingleBar(
+    { format: `${task.name} |{bar}| {value}/{total} steps | loss {loss} | held-out ${metric} {held} | {rate} steps/s`, hideCursor: true },
+    Presets.shades_classic,
+  );
+  const show = (r: EvalResult) => (metric === 'loss' ? r.loss.toFixed(3) : `${(100 * r.accuracy).toFixed(1)}%`);
+  const started = performance.now();
+  const deadline = started + opts.minutes * 60_000;
+  if (!opts.quiet) bar.start(opts.steps, 0, { loss: '-', held: '-', rate: '-' });
+  let step = 0;
+  let smoothed = NaN;
+  while (step < opts.steps && performance.now() < deadline) {
+    const loss = await trainer.step(next());
+    step++;
+    smoothed = Number.isNaN(smoothed) ? loss : 0.95 * smoothed + 0.05 * loss;
+    const update: Record<string, string> = { loss: smoothed.toFixed(3), rate: (step / ((performance.now() - started) / 1000)).toFixed(1) };
+    if (step % opts.evalEvery === 0) update.held = show(await trainer.evaluate(task.evalBatches(opts.batch, opts.evalBatches)));
+    if (!opts.quiet) bar.update(step, update);
+  }
+  const final = await trainer.evaluate(task.evalBatches(opts.batch, opts.evalBatches));
+  if (!opts.quiet) {
+    bar.update(step, { held: show(final) });
+    bar.stop();
+  }
+  trainer.dispose();
+  const value = metric === 'loss' ? final.loss : final.accuracy;
+  return {
+    task: task.name,
+    steps: step,
+    seconds: (performance.now() - started) / 1000,
+    final,
+    baseline: task.baseline,
+    beatsBaseline: metric === 'loss' ? value < task.baseline.value : value > task.baseline.value,
+  };
+}
+
+export function formatReport(r: TrainReport): string {
+  const value = r.baseline.metric === 'loss'
+    ? `held-out loss ${r.final.loss.toFixed(3)} nats (perplexity ${r.final.perplexity.toFixed(2)})`
+    : `test accuracy ${(100 * r.final.accuracy).toFixed(2)}% on ${r.final.examples} examples`;
+  const base = r.baseline.metric === 'loss' ? r.baseline.value.toFixed(3) : `${(100 * r.baseline.value).toFixed(1)}%`;
+  return `${r.task}: ${value} after ${r.steps} steps in ${r.seconds.toFixed(0)} s; ${r.baseline.label}: ${base}` +
+    (r.beatsBaseline ? '' : '  [did not beat the baseline]');
+}
+
+const int = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  return n;
+};
+const positive = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!(n > 0)) throw new InvalidArgumentError(`${name} must be a positive number`);
+  return n;
+};
+
+export function trainCommand(): Command {
+  return new Command('train')
+    .description('train one task\'s model locally on real data and report held-out quality against its baseline')
+    .addOption(new Option('--task <name>', 'what to train').choices(TASK_NAMES).default('shakespeare'))
+    .option('--steps <n>', 'optimizer steps at most', int('--steps'), 100_000)
+    .option('--minutes <m>', 'wall-clock budget', positive('--minutes'), 3)
+    .option('--batch <n>', 'examples per step', int('--batch'), 32)
+    .option('--lr <x>', 'AdamW learning rate', positive('--lr'), 2e-3)
+    .option('--eval-every <n>', 'evaluate on held-out data every n steps', int('--eval-every'), 100)
+    .option('--eval-batches <n>', 'held-out batches per evaluation', int('--eval-batches'), 20)
+    .option('--seed <n>', 'seed for initialisation and sampling', (v) => Number(v), 0)
+    .action(async (opts: TrainOptions & { task: TaskName }) => {
+      console.log(`tessera train: ${opts.task} on ${runtimeThreads} thread(s)`);
+      const report = await trainTask(await loadTask(opts.task), opts);
+      console.log(formatReport(report));
+    });
+}

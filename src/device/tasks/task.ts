@@ -1,0 +1,18 @@
+// A task binds real data to a model: what one device trains on (its shard), what everyone is evaluated on, and the
+// baseline a result should be read against. Tasks are what the demo, the device runtime and the benchmarks share.
+import type { Rng } from '../../core/rng.ts';
+import type { ModelSpec } from '../../train/models/registry.ts';
+import type { HostBatch } from '../../train/models/model.ts';
+
+export interface Task {
+  readonly name: string;
+  readonly model: ModelSpec;
+  /** Number of shards (clients) the training data is partitioned into. */
+  readonly shards: number;
+  /** An endless source of training batches from one shard, or from all the training data when shard is undefined. */
+  trainBatches(batchSize: number, rng: Rng, shard?: number): () => HostBatch;
+  /** Held-out evaluation batches; the same every call. */
+  evalBatches(batchSize: number, maxBatches?: number): Iterable<HostBatch>;
+  /** The quality a model must beat to have learned anything, for reports. */
+  readonly baseline: { metric: 'loss' | 'accuracy'; value: number; label: string };
+}
