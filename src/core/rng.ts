@@ -62,11 +62,23 @@ export class Rng {
     }
   }
 
-  /** A sample from Dirichlet(alpha, ..., alpha) over k categories. */
+  /**
+   * A sample from Dirichlet(alpha, ..., alpha) over k categories. Works in log space: for small alpha the gamma
+   * draws u^(1/alpha) underflow to zero in every category, and normalising them would give 0/0.
+   */
   dirichlet(alpha: number, k: number): number[] {
-    const g = Array.from({ length: k }, () => this.gamma(alpha));
-    const s = g.reduce((a, b) => a + b, 0);
-    return g.map((x) => x / s);
+    if (!(alpha > 0)) throw new RangeError(`dirichlet alpha must be > 0, got ${alpha}`);
+    const logs = Array.from({ length: k }, () => this.logGamma(alpha));
+    const top = Math.max(...logs);
+    const w = logs.map((l) => Math.exp(l - top));
+    const s = w.reduce((a, b) => a + b, 0);
+    return w.map((x) => x / s);
+  }
+
+  /** log of a Gamma(shape, 1) draw, finite even where the draw itself underflows. */
+  private logGamma(shape: number): number {
+    if (shape >= 1) return Math.log(this.gamma(shape));
+    return Math.log(this.gamma(shape + 1)) + Math.log(this.next() || Number.MIN_VALUE) / shape;
   }
 
   /** Fisher-Yates shuffle in place. */

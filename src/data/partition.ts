@@ -55,7 +55,7 @@ export function dirichletLabelSkew(
     const parts: number[][] = Array.from({ length: clients }, () => []);
     for (const members of byClass) {
       const shuffled = rng.shuffle([...members]);
-      const p = dirichletProportions(alpha, clients, rng);
+      const p = rng.dirichlet(alpha, clients);
       let start = 0;
       let cumulative = 0;
       for (let c = 0; c < clients; c++) {
@@ -103,16 +103,6 @@ function indicesByClass(labels: ArrayLike<number>, numClasses: number): number[]
   const byClass: number[][] = Array.from({ length: numClasses }, () => []);
   for (let i = 0; i < labels.length; i++) byClass[labelAt(labels, i, numClasses)]!.push(i);
   return byClass;
-}
-
-// Gamma draws with alpha far below 1 can all underflow to zero, making Rng.dirichlet return NaN; such a draw is
-// redrawn. That only happens when the true sample is a near one-hot, so the distribution barely changes.
-function dirichletProportions(alpha: number, k: number, rng: Rng): number[] {
-  for (let tries = 0; tries < 1000; tries++) {
-    const p = rng.dirichlet(alpha, k);
-    if (p.every(Number.isFinite)) return p;
-  }
-  throw new DataError(`Dirichlet alpha ${alpha} is too small to sample in floating point`);
 }
 
 function labelAt(labels: ArrayLike<number>, i: number, numClasses: number): number {

@@ -25,3 +25,15 @@ test('dirichlet samples lie on the simplex', () => {
   assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-9);
   assert.ok(p.every((x) => x >= 0));
 });
+
+test('dirichlet with tiny alpha stays finite and puts almost all mass on one category', () => {
+  const r = new Rng(5);
+  let meanTop = 0;
+  for (let i = 0; i < 200; i++) {
+    const p = r.dirichlet(0.001, 10);
+    assert.ok(p.every(Number.isFinite), `non-finite sample ${p}`);
+    meanTop += Math.max(...p) / 200;
+  }
+  // E[max] for Dir(0.001) over 10 categories is above 0.99; a broken sampler (uniform-ish or NaN) is far below.
+  assert.ok(meanTop > 0.98, `mean largest share ${meanTop}`);
+});

@@ -1,4 +1,9 @@
-// Gives jax-js's wasm backend its worker pool in Node. jax-js parallelises kernels over Web Workers when the global
+// Node setup for the tensor runtime: relaxed SIMD and a worker pool for jax-js's wasm backend.
+//
+// Relaxed SIMD gives jax-js's matmul kernels fused multiply-add; Node 20's V8 ships it behind a flag (on by default
+// from Node 22 and in Chromium), and the flag must be set before jax-js probes for it.
+//
+// The worker pool: jax-js parallelises kernels over Web Workers when the global
 // `Worker` exists (browsers); Node 20 has only worker_threads, so this adapts one to the other. It must run before
 // anything imports '@jax-js/jax', because jax-js builds its wasm backend (shared memory or not) at import time: import
 // this module first in every Node entry point.
@@ -7,6 +12,9 @@
 import { Worker as NodeWorker } from 'node:worker_threads';
 import { resolveObjectURL } from 'node:buffer';
 import { availableParallelism } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+
+setFlagsFromString('--experimental-wasm-relaxed-simd');
 
 // jax-js's worker source is written for a Web Worker: it uses `self.onmessage` and the global `postMessage`.
 const WEB_WORKER_PRELUDE = `
