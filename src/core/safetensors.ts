@@ -124,7 +124,8 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
 
   const tensors = new Map<string, Tensor>();
   for (const e of entries) {
-    tensors.set(e.name, { shape: e.shape, data: toFloat32(bytes.subarray(dataStart + e.begin, dataStart + e.end), e.dtype) });
+    const raw = bytes.subarray(dataStart + e.begin, dataStart + e.end);
+    tensors.set(e.name, { shape: e.shape, data: toFloat32(raw, e.dtype) });
   }
   return { tensors, metadata };
 }
@@ -149,7 +150,9 @@ function parseHeader(raw: Uint8Array): Record<string, unknown> {
 function parseMetadata(info: unknown): Record<string, string> {
   if (!isObject(info)) throw new SafetensorsError(`${METADATA_KEY} must be an object, got ${describe(info)}`);
   for (const [k, v] of Object.entries(info)) {
-    if (typeof v !== 'string') throw new SafetensorsError(`${METADATA_KEY} values must be strings; '${k}' is ${describe(v)}`);
+    if (typeof v !== 'string') {
+      throw new SafetensorsError(`${METADATA_KEY} values must be strings; '${k}' is ${describe(v)}`);
+    }
   }
   return info as Record<string, string>;
 }
@@ -161,7 +164,9 @@ function parseEntry(name: string, info: unknown): Entry {
   if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) {
     throw bad(`unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
   }
-  if (!Array.isArray(shape) || !shape.every(isCount)) throw bad(`shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+  if (!Array.isArray(shape) || !shape.every(isCount)) {
+    throw bad(`shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+  }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0]! > offsets[1]!) {
     throw bad(`data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offsets)}`);
   }

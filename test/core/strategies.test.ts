@@ -27,7 +27,12 @@ const upd = (delta: number[], numExamples = 1, extra: Partial<ClientUpdate> = {}
 });
 
 /** One server step from `params` folding `updates`. */
-function step(strategy: Strategy, params: number[], updates: ClientUpdate[], state = strategy.init(Float32Array.from(params))): ServerState {
+function step(
+  strategy: Strategy,
+  params: number[],
+  updates: ClientUpdate[],
+  state = strategy.init(Float32Array.from(params)),
+): ServerState {
   const acc = strategy.begin(state);
   for (const u of updates) strategy.fold(acc, u, state);
   return strategy.apply(state, acc);
@@ -167,12 +172,14 @@ test('validation: NaN, wrong shape and bad counts are rejected before touching t
   const strategy = fedAdam({ lr: 0.1 });
   const state = strategy.init(f(0, 0, 0));
   const acc = strategy.begin(state);
-  assert.throws(() => strategy.fold(acc, upd([1, NaN, 1]), state), (e: unknown) => problem('non-finite')(e) && /index 1/.test((e as Error).message));
+  const mentions = (p: UpdateProblem, text: RegExp) => (e: unknown) => problem(p)(e) && text.test((e as Error).message);
+  assert.throws(() => strategy.fold(acc, upd([1, NaN, 1]), state), mentions('non-finite', /index 1/));
   assert.throws(() => strategy.fold(acc, upd([1, 1, Infinity]), state), problem('non-finite'));
-  assert.throws(() => strategy.fold(acc, upd([1, 1]), state), (e: unknown) => problem('shape')(e) && /2 values, the model has 3/.test((e as Error).message));
+  assert.throws(() => strategy.fold(acc, upd([1, 1]), state), mentions('shape', /2 values, the model has 3/));
   assert.throws(() => strategy.fold(acc, upd([1, 1, 1], 0), state), problem('examples'));
   assert.throws(() => strategy.fold(acc, upd([1, 1, 1], 1, { localSteps: 1.5 }), state), problem('local-steps'));
-  assert.throws(() => strategy.fold(acc, upd([1, 1, 1], 1, { coverage: coverageFromRanges(4, [[0, 4]]) }), state), problem('coverage'));
+  const tooLong = coverageFromRanges(4, [[0, 4]]);
+  assert.throws(() => strategy.fold(acc, upd([1, 1, 1], 1, { coverage: tooLong }), state), problem('coverage'));
   assert.equal(acc.count, 0);
   assert.deepEqual([...acc.sum], [0, 0, 0]);
   assert.doesNotThrow(() => validateUpdate(upd([1, 2, 3]), 3));
@@ -213,7 +220,10 @@ test('server state checkpoints through safetensors and resumes identically', () 
   const strategy = fedAdam({ lr: 0.1 });
   const updates = [upd([0.5, -0.25, 0.125], 2), upd([-0.5, 0.75, 0], 1)];
   const s1 = step(strategy, [1, 2, 3], updates);
-  const record = new Map([['params', tensor([3], s1.params)], ...Object.entries(s1.slots).map(([k, v]) => [`slots.${k}`, tensor([3], v)] as const)]);
+  const record = new Map([
+    ['params', tensor([3], s1.params)],
+    ...Object.entries(s1.slots).map(([k, v]) => [`slots.${k}`, tensor([3], v)] as const),
+  ]);
   const { tensors, metadata } = decodeSafetensors(encodeSafetensors(record, { version: String(s1.version) }));
   const restored: ServerState = {
     version: Number(metadata.version),

@@ -19,7 +19,12 @@ export interface FedAsyncConfig {
   readonly staleness?: Staleness;
 }
 
-export function fedAsyncStep(current: ServerState, baseParams: Float32Array, update: ClientUpdate, config: FedAsyncConfig): ServerState {
+export function fedAsyncStep(
+  current: ServerState,
+  baseParams: Float32Array,
+  update: ClientUpdate,
+  config: FedAsyncConfig,
+): ServerState {
   const { alpha, staleness = { kind: 'polynomial', a: 0.5 } } = config;
   checkNumber('FedAsync alpha', alpha, Number.MIN_VALUE, 1);
   checkStaleness(staleness);

@@ -42,7 +42,7 @@ export function fedBuff({
     bufferSize,
     weigh(update, state) {
       const { baseVersion } = update;
-      if (baseVersion === undefined) throw new InvalidUpdateError('base-version', 'FedBuff needs the update\'s baseVersion');
+      if (baseVersion === undefined) throw new InvalidUpdateError('base-version', "FedBuff needs the update's baseVersion");
       if (baseVersion > state.version) {
         throw new InvalidUpdateError('base-version', `update claims base version ${baseVersion}, server is at ${state.version}`);
       }

@@ -21,7 +21,9 @@ export function fedNova({ serverLr = 1, weighting = 'examples' }: FedNovaConfig 
     name: 'fednova',
     optimizer: serverSgd(serverLr),
     weigh(update) {
-      if (update.localSteps === undefined) throw new InvalidUpdateError('local-steps', 'FedNova needs the update\'s localSteps');
+      if (update.localSteps === undefined) {
+        throw new InvalidUpdateError('local-steps', "FedNova needs the update's localSteps");
+      }
       if (update.coverage !== undefined) {
         throw new InvalidUpdateError('coverage', 'FedNova normalizes whole-model updates; partial coverage is not supported');
       }

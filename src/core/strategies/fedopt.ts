@@ -71,7 +71,8 @@ export interface FedOptConfig extends AdaptiveConfig {
 }
 
 function fedOpt(variant: AdaptiveVariant, { weighting = 'examples', ...adaptive }: FedOptConfig): Strategy {
-  return averagingStrategy({ name: `fed${variant}`, optimizer: serverAdaptive(variant, adaptive), weigh: weighBy(weighting) });
+  const optimizer = serverAdaptive(variant, adaptive);
+  return averagingStrategy({ name: `fed${variant}`, optimizer, weigh: weighBy(weighting) });
 }
 
 export const fedAdagrad = (config: FedOptConfig): Strategy => fedOpt('adagrad', config);

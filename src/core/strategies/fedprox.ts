@@ -21,7 +21,12 @@ export function proximalLoss(w: Float32Array, wGlobal: Float32Array, mu: number)
 }
 
 /** mu * (w - wGlobal), the gradient of proximalLoss, written into `out` (a new vector unless given). */
-export function proximalGradient(w: Float32Array, wGlobal: Float32Array, mu: number, out = new Float32Array(w.length)): Float32Array {
+export function proximalGradient(
+  w: Float32Array,
+  wGlobal: Float32Array,
+  mu: number,
+  out = new Float32Array(w.length),
+): Float32Array {
   assertSameLength(w, wGlobal, 'proximalGradient');
   assertSameLength(w, out, 'proximalGradient output');
   for (let i = 0; i < w.length; i++) out[i] = mu * (w[i]! - wGlobal[i]!);

@@ -18,7 +18,9 @@ export function checkStaleness(fn: Staleness): Staleness {
   else if (fn.kind === 'hinge') {
     checkNumber('hinge staleness slope a', fn.a, 0);
     checkNumber('hinge staleness threshold b', fn.b, 0);
-  } else if (fn.kind !== 'constant') throw new StrategyError(`unknown staleness function ${String((fn as { kind: unknown }).kind)}`);
+  } else if (fn.kind !== 'constant') {
+    throw new StrategyError(`unknown staleness function ${JSON.stringify((fn as { kind: unknown }).kind)}`);
+  }
   return fn;
 }
 
