@@ -1,5 +1,6 @@
 // The Trainer's contract: micro-batch accumulation, determinism, learning on real data, FedProx, input validation,
 // evaluation and gradient clipping. Tiny models and synthetic batches except where real data is the point.
+// Every assert.ok carries a message: without one, Node rebuilds it by parsing this file, which under tsx takes minutes.
 import '../../src/train/runtime/worker-threads.node.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -76,7 +77,7 @@ describe('Trainer', () => {
       assert.ok(err < 1e-5, `micro-batched step differs from the concatenated one by ${err.toExponential(2)}`);
       assert.ok(Math.abs(split.losses[0]! - whole.losses[0]!) < 1e-5, `losses ${split.losses[0]} vs ${whole.losses[0]}`);
       // The second micro-batch counts: stepping on b1 alone lands elsewhere.
-      assert.ok(relErr(change(first.params, init), change(whole.params, init)) > 1e-2);
+      assert.ok(relErr(change(first.params, init), change(whole.params, init)) > 1e-2, 'b2 made no difference');
     });
   }
 
@@ -89,7 +90,7 @@ describe('Trainer', () => {
     const quarter = change(await trainer.parameters(), init);
     trainer.dispose();
     const full = change((await train(tinyMlp, init, sgd(0.5), [b])).params, init);
-    assert.ok(relErr(quarter, full.map((v) => v / 4)) < 1e-5);
+    assert.ok(relErr(quarter, full.map((v) => v / 4)) < 1e-5, 'lr 0.125 did not give a quarter of the lr 0.5 step');
   });
 
   it('is deterministic: same seed and batches give bit-identical parameters; seeds give different inits', async () => {
@@ -203,7 +204,7 @@ describe('Trainer', () => {
       trainer.dispose();
       assert.equal(result.examples, 3);
       assert.ok(Math.abs(result.loss - Math.log(7)) < 0.05, `loss ${result.loss} vs ln 7`);
-      assert.ok(result.accuracy >= 0 && result.accuracy <= 1);
+      assert.ok(result.accuracy >= 0 && result.accuracy <= 1, `accuracy ${result.accuracy}`);
       // 12 token predictions: accuracy is a multiple of 1/12.
       assert.ok(Math.abs(result.accuracy * 12 - Math.round(result.accuracy * 12)) < 1e-9, `accuracy ${result.accuracy}`);
       assert.equal(result.perplexity, Math.exp(result.loss));
@@ -224,7 +225,8 @@ describe('Trainer', () => {
       const free = await train(tinyMlp, init, sgd(lr), [b]);
       const scale = stepNorm / distance(free.params, init);
       assert.ok(scale < 0.1, 'the test gradient should be far above maxNorm');
-      assert.ok(relErr(change(clipped.params, init), change(free.params, init).map((v) => v * scale)) < 1e-3);
+      const err = relErr(change(clipped.params, init), change(free.params, init).map((v) => v * scale));
+      assert.ok(err < 1e-3, `clipping changed the step's direction (${err.toExponential(2)})`);
     });
 
     it('leaves a gradient below the bound alone', async () => {
@@ -232,7 +234,8 @@ describe('Trainer', () => {
       const init = tinyMlp.init(9);
       const loose = await train(tinyMlp, init, sgd(0.5, { clipGradNorm: 1e6 }), [b]);
       const free = await train(tinyMlp, init, sgd(0.5), [b]);
-      assert.ok(relErr(change(loose.params, init), change(free.params, init)) < 1e-6);
+      const err = relErr(change(loose.params, init), change(free.params, init));
+      assert.ok(err < 1e-6, `an inactive clip changed the step by ${err.toExponential(2)}`);
     });
   });
 });
