@@ -70,12 +70,10 @@ export class Trainer {
     await initRuntime();
     const parsed = TrainRecipe.parse(recipe);
     const params = toDevice(initial);
-    for (const [name, shape] of model.shapes) {
-      const p = params[name];
-      if (p === undefined || p.shape.join() !== shape.join()) {
-        dispose(params);
-        throw new RangeError(`parameter ${name} must have shape [${shape.join(', ')}], got ${p ? `[${p.shape.join(', ')}]` : 'nothing'}`);
-      }
+    const problem = parameterMismatch(model, params);
+    if (problem !== undefined) {
+      dispose(params);
+      throw new RangeError(problem);
     }
     const optimizer = createOptimizer(parsed.optimizer, model.decayed);
     const anchor = parsed.proximalMu > 0 ? borrow(params) : undefined;
@@ -141,6 +139,19 @@ export class Trainer {
     const x = b.x instanceof Int32Array ? np.array(b.x, { shape: xShape, dtype: np.int32 }) : np.array(b.x, { shape: xShape });
     return [x, np.array(b.y, { shape: yShape, dtype: np.int32 })];
   }
+}
+
+/** Why `params` cannot be this model's parameters, or undefined when the names and shapes match exactly. */
+function parameterMismatch(model: Model, params: Params): string | undefined {
+  const expected = new Map(model.shapes.map(([name, shape]) => [name, shape.join()]));
+  for (const name of Object.keys(params)) if (!expected.has(name)) return `parameter ${name} is not part of the model`;
+  for (const [name, shape] of model.shapes) {
+    const p = params[name];
+    if (p === undefined || p.shape.join() !== shape.join()) {
+      return `parameter ${name} must have shape [${shape.join(', ')}], got ${p ? `[${p.shape.join(', ')}]` : 'nothing'}`;
+    }
+  }
+  return undefined;
 }
 
 /** Scales g by min(1, maxNorm / ||g||) over all tensors together (Pascanu et al. 2013). */

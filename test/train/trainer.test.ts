@@ -158,6 +158,10 @@ describe('Trainer', () => {
     init.delete('fc.0.bias');
     await assert.rejects(Trainer.create(tinyMlp, init, sgd(0.1)), (e: unknown) =>
       e instanceof RangeError && /fc\.0\.bias/.test(e.message));
+    const extra = cloneRecord(tinyMlp.init(0));
+    extra.set('fc.9.weight', { shape: [1], data: new Float32Array(1) });
+    await assert.rejects(Trainer.create(tinyMlp, extra, sgd(0.1)), (e: unknown) =>
+      e instanceof RangeError && /fc\.9\.weight is not part of the model/.test(e.message));
   });
 
   it('rejects a step with no batches', async () => {
