@@ -39,26 +39,35 @@ export async function trainTask(task: Task, opts: TrainOptions): Promise<TrainRe
   const next = task.trainBatches(opts.batch, new Rng(opts.seed));
   const metric = task.baseline.metric;
   const bar = new SingleBar(
-    { format: `${task.name} |{bar}| {value}/{total} steps | loss {loss} | held-out ${metric} {held} | {rate} steps/s`, hideCursor: true },
+    {
+      format: `${task.name} |{bar}| {percentage}% | {step} steps | loss {loss} | held-out ${metric} {held} | {rate} steps/s`,
+      hideCursor: true,
+      // Logs and CI are not terminals: print a line every 15 s there instead of redrawing.
+      noTTYOutput: true,
+      notTTYSchedule: 15_000,
+    },
     Presets.shades_classic,
   );
   const show = (r: EvalResult) => (metric === 'loss' ? r.loss.toFixed(3) : `${(100 * r.accuracy).toFixed(1)}%`);
   const started = performance.now();
   const deadline = started + opts.minutes * 60_000;
-  if (!opts.quiet) bar.start(opts.steps, 0, { loss: '-', held: '-', rate: '-' });
+  // The bar shows whichever budget, steps or minutes, is closer to running out.
+  const progress = (step: number) => Math.min(100, Math.max(step / opts.steps, (performance.now() - started) / (deadline - started)) * 100);
+  if (!opts.quiet) bar.start(100, 0, { step: 0, loss: '-', held: '-', rate: '-' });
   let step = 0;
   let smoothed = NaN;
   while (step < opts.steps && performance.now() < deadline) {
     const loss = await trainer.step(next());
     step++;
     smoothed = Number.isNaN(smoothed) ? loss : 0.95 * smoothed + 0.05 * loss;
-    const update: Record<string, string> = { loss: smoothed.toFixed(3), rate: (step / ((performance.now() - started) / 1000)).toFixed(1) };
+    const update: Record<string, string | number> = { step, loss: smoothed.toFixed(3), rate: (step / ((performance.now() - started) / 1000)).toFixed(1) };
     if (step % opts.evalEvery === 0) update.held = show(await trainer.evaluate(task.evalBatches(opts.batch, opts.evalBatches)));
-    if (!opts.quiet) bar.update(step, update);
+    if (!opts.quiet) bar.update(Math.floor(progress(step)), update);
   }
-  const final = await trainer.evaluate(task.evalBatches(opts.batch, opts.evalBatches));
+  // Periodic evaluations use a sample of the held-out set; the final one uses all of it.
+  const final = await trainer.evaluate(task.evalBatches(opts.batch));
   if (!opts.quiet) {
-    bar.update(step, { held: show(final) });
+    bar.update(100, { step, held: show(final) });
     bar.stop();
   }
   trainer.dispose();

@@ -1,7 +1,8 @@
 // Small convolutional classifier: strided 'SAME' convolutions with ReLU (strides downsample instead of pooling, which
 // keeps every op differentiable under jit), then dense layers. NCHW activations, OIHW kernels as in PyTorch.
 import { z } from 'zod';
-import { lax, nn, np, type JaxArray, type Params } from '../runtime/jax.ts';
+import { lax, nn, type JaxArray, type Params } from '../runtime/jax.ts';
+import { applyDense, denseSpecs } from './dense.ts';
 import { initTensors, type Init } from './init.ts';
 import type { Model } from './model.ts';
 
@@ -27,12 +28,7 @@ export function cnn(spec: CnnSpec): Model {
   });
   const flat = c * h * w;
   const dims = [flat, ...spec.hidden, spec.classes];
-  for (let i = 0; i + 1 < dims.length; i++) {
-    const bound = 1 / Math.sqrt(dims[i]!);
-    specs.push([`fc.${i}.weight`, [dims[i]!, dims[i + 1]!], { kind: 'uniform', bound }]);
-    specs.push([`fc.${i}.bias`, [dims[i + 1]!], { kind: 'uniform', bound }]);
-  }
-  const lastFc = dims.length - 2;
+  specs.push(...denseSpecs(dims));
   return {
     shapes: specs.map(([n, s]) => [n, s] as const),
     classes: spec.classes,
@@ -47,12 +43,7 @@ export function cnn(spec: CnnSpec): Model {
         const bias = p[`conv.${i}.bias`]!.reshape([1, layer.out, 1, 1]);
         a = nn.relu(lax.conv(a, p[`conv.${i}.weight`]!, [layer.stride, layer.stride], 'SAME').add(bias));
       });
-      let hdn = a.reshape([batch, flat]);
-      for (let i = 0; i <= lastFc; i++) {
-        hdn = np.matmul(hdn, p[`fc.${i}.weight`]!).add(p[`fc.${i}.bias`]!);
-        if (i < lastFc) hdn = nn.relu(hdn);
-      }
-      return hdn;
+      return applyDense(p, a.reshape([batch, flat]), dims.length - 1);
     },
   };
 }
