@@ -2,7 +2,8 @@
 // process with the thread count from TESSERA_THREADS. Prints one JSON line per model (see bench/train-step.ts).
 import '../src/train/runtime/worker-threads.node.ts';
 import { Rng } from '../src/core/rng.ts';
-import { createModel, type ModelSpec } from '../src/train/models/registry.ts';
+import type { ModelSpec } from '../src/core/model-spec.ts';
+import { createModel } from '../src/train/models/registry.ts';
 import type { HostBatch } from '../src/train/models/model.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { runtimeThreads } from '../src/train/runtime/worker-threads.node.ts';

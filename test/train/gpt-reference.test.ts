@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { tensor } from '../../src/core/tensor.ts';
 import { crossEntropy } from '../../src/train/loss.ts';
-import { gpt, GptSpec } from '../../src/train/models/gpt.ts';
+import { GptSpec } from '../../src/core/model-spec.ts';
+import { gpt } from '../../src/train/models/gpt.ts';
 import { borrow, dispose, initRuntime, jit, np, toDevice, valueAndGrad, type JaxArray, type Params } from '../../src/train/runtime/jax.ts';
 import { ids, read, relErr } from './helpers.ts';
 

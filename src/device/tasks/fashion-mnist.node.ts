@@ -4,7 +4,7 @@ import { Rng } from '../../core/rng.ts';
 import { loadFashionMnist } from '../../data/fashion-mnist.node.ts';
 import { ImageBatchSampler, imageEvalBatches } from '../../data/image-batches.ts';
 import { dirichletLabelSkew } from '../../data/partition.ts';
-import type { ModelSpec } from '../../train/models/registry.ts';
+import type { ModelSpec } from '../../core/model-spec.ts';
 import type { Task } from './task.ts';
 
 export interface FashionMnistOptions {

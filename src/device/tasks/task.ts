@@ -1,7 +1,7 @@
 // A task binds real data to a model: what one device trains on (its shard), what everyone is evaluated on, and the
 // baseline a result should be read against. Tasks are what the demo, the device runtime and the benchmarks share.
 import type { Rng } from '../../core/rng.ts';
-import type { ModelSpec } from '../../train/models/registry.ts';
+import type { ModelSpec } from '../../core/model-spec.ts';
 import type { HostBatch } from '../../train/models/model.ts';
 
 export interface Task {

@@ -1,21 +1,11 @@
 // Small convolutional classifier: strided 'SAME' convolutions with ReLU (strides downsample instead of pooling, which
 // keeps every op differentiable under jit), then dense layers. NCHW activations, OIHW kernels as in PyTorch.
-import { z } from 'zod';
 import { lax, nn, type JaxArray, type Params } from '../runtime/jax.ts';
 import { applyDense, denseSpecs } from './dense.ts';
 import { initTensors, type Init } from './init.ts';
 import type { Model } from './model.ts';
+import type { CnnSpec } from '../../core/model-spec.ts';
 
-export const CnnSpec = z.object({
-  kind: z.literal('cnn'),
-  height: z.number().int().min(1),
-  width: z.number().int().min(1),
-  channels: z.number().int().min(1),
-  conv: z.array(z.object({ out: z.number().int().min(1), kernel: z.number().int().min(1), stride: z.number().int().min(1) })).min(1),
-  hidden: z.array(z.number().int().min(1)),
-  classes: z.number().int().min(2),
-});
-export type CnnSpec = z.infer<typeof CnnSpec>;
 
 export function cnn(spec: CnnSpec): Model {
   const specs: Array<readonly [string, readonly number[], Init]> = [];

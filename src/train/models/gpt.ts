@@ -1,20 +1,10 @@
 // Decoder-only transformer (GPT-2 layout: pre-norm blocks, learned positions, tied input/output embedding, tanh
 // GELU). Parameter names and [in, out] weight layout follow Hugging Face's GPT-2 so exported weights map one to one.
-import { z } from 'zod';
 import { nn, np, type JaxArray, type Params } from '../runtime/jax.ts';
 import { initTensors, type Init } from './init.ts';
 import type { Model } from './model.ts';
+import type { GptSpec } from '../../core/model-spec.ts';
 
-export const GptSpec = z.object({
-  kind: z.literal('gpt'),
-  vocabSize: z.number().int().min(2),
-  context: z.number().int().min(1),
-  width: z.number().int().min(1),
-  heads: z.number().int().min(1),
-  layers: z.number().int().min(1),
-  mlpRatio: z.number().int().min(1).default(4),
-}).refine((s) => s.width % s.heads === 0, { message: 'width must be divisible by heads' });
-export type GptSpec = z.infer<typeof GptSpec>;
 
 export function gpt(spec: GptSpec): Model {
   const { vocabSize: V, context: T, width: C, heads: H, layers: L, mlpRatio } = spec;

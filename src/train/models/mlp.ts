@@ -1,17 +1,10 @@
 // Multi-layer perceptron classifier with ReLU hidden layers (the FedAvg paper's "2NN" shape by default).
-import { z } from 'zod';
 import type { JaxArray, Params } from '../runtime/jax.ts';
 import { applyDense, denseSpecs } from './dense.ts';
 import { initTensors } from './init.ts';
 import type { Model } from './model.ts';
+import type { MlpSpec } from '../../core/model-spec.ts';
 
-export const MlpSpec = z.object({
-  kind: z.literal('mlp'),
-  inputs: z.number().int().min(1),
-  hidden: z.array(z.number().int().min(1)),
-  classes: z.number().int().min(2),
-});
-export type MlpSpec = z.infer<typeof MlpSpec>;
 
 export function mlp(spec: MlpSpec): Model {
   const dims = [spec.inputs, ...spec.hidden, spec.classes];

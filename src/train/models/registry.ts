@@ -1,12 +1,9 @@
-// Model specs as they appear in run configs, validated, and the one place that turns a spec into a Model.
-import { z } from 'zod';
-import { cnn, CnnSpec } from './cnn.ts';
-import { gpt, GptSpec } from './gpt.ts';
-import { mlp, MlpSpec } from './mlp.ts';
+// The one place that turns a model spec (core/model-spec.ts) into a runnable Model.
+import type { ModelSpec } from '../../core/model-spec.ts';
+import { cnn } from './cnn.ts';
+import { gpt } from './gpt.ts';
+import { mlp } from './mlp.ts';
 import type { Model } from './model.ts';
-
-export const ModelSpec = z.union([GptSpec, MlpSpec, CnnSpec]);
-export type ModelSpec = z.infer<typeof ModelSpec>;
 
 export function createModel(spec: ModelSpec): Model {
   switch (spec.kind) {

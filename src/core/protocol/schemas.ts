@@ -1,0 +1,80 @@
+// The coordinator's HTTP API (v1) as zod schemas: the one contract between devices, the dashboard and the server.
+// Request bodies are parsed with these on the server; responses are typed with them on the client.
+import { z } from 'zod';
+
+const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only');
+export const RunId = id;
+export const DeviceId = id;
+export const LeaseId = id;
+
+/** What a device reports about itself when it registers, and refreshes on heartbeats. */
+export const DeviceProfile = z.object({
+  /** Memory the device may spend on training, in MiB. */
+  memoryMiB: z.number().positive().max(1 << 24),
+  /** Measured training throughput on this run's model, in examples per second. */
+  examplesPerSecond: z.number().positive().max(1e9),
+  /** Measured or declared bandwidth, in Mbit/s. */
+  uplinkMbps: z.number().positive().max(1e6).optional(),
+  downlinkMbps: z.number().positive().max(1e6).optional(),
+  /** Free-form platform label, e.g. "node 20 linux x64" or a browser's user agent; for dashboards only. */
+  platform: z.string().max(200).optional(),
+  /** Which shard of the run's data this device holds, where the task is sharded (simulated populations). */
+  shard: z.number().int().min(0).optional(),
+}).strict();
+export type DeviceProfile = z.infer<typeof DeviceProfile>;
+
+export const RegisterRequest = z.object({ profile: DeviceProfile }).strict();
+export const RegisterResponse = z.object({ deviceId: DeviceId, deviceToken: z.string() });
+export type RegisterResponse = z.infer<typeof RegisterResponse>;
+
+export const HeartbeatRequest = z.object({ profile: DeviceProfile.optional() }).strict();
+
+/** Which part of the model a lease trains. Issue 3 hands out full-model plans; submodel plans come with the planner. */
+export const Plan = z.object({ kind: z.literal('full') });
+export type Plan = z.infer<typeof Plan>;
+
+/** How a device trains inside a lease. */
+export const Recipe = z.object({
+  localSteps: z.number().int().min(1).max(100_000),
+  batchSize: z.number().int().min(1).max(65_536),
+  lr: z.number().positive(),
+  optimizer: z.enum(['adamw', 'sgd']),
+  /** FedProx proximal coefficient (0: plain local training). */
+  proximalMu: z.number().min(0).default(0),
+  clipGradNorm: z.number().positive().optional(),
+});
+export type Recipe = z.infer<typeof Recipe>;
+
+export const Lease = z.object({
+  leaseId: LeaseId,
+  runId: RunId,
+  baseVersion: z.number().int().min(0),
+  /** Content hash (sha256 hex) of the base version's weights: devices cache weights by it. */
+  baseHash: z.string().regex(/^[0-9a-f]{64}$/),
+  plan: Plan,
+  recipe: Recipe,
+  /** Milliseconds since the epoch after which the coordinator rejects the update. */
+  deadline: z.number().int(),
+});
+export type Lease = z.infer<typeof Lease>;
+
+/** A lease, or why there is none right now and when to ask again. */
+export const LeaseResponse = z.union([
+  z.object({ lease: Lease }),
+  z.object({ lease: z.null(), reason: z.string(), retryAfterMs: z.number().int().min(0) }),
+]);
+export type LeaseResponse = z.infer<typeof LeaseResponse>;
+
+export const UpdateAccepted = z.object({ accepted: z.literal(true), updateId: z.number().int(), runVersion: z.number().int() });
+export type UpdateAccepted = z.infer<typeof UpdateAccepted>;
+
+export const VersionInfo = z.object({
+  runId: RunId,
+  version: z.number().int().min(0),
+  parent: z.number().int().min(0).nullable(),
+  hash: z.string(),
+  createdAt: z.number().int(),
+  updates: z.number().int().min(0),
+  metrics: z.record(z.string(), z.number()),
+});
+export type VersionInfo = z.infer<typeof VersionInfo>;

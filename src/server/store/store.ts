@@ -1,0 +1,146 @@
+// Persistence behind interfaces, so strategies and the coordinator never see an engine. The embedded default is
+// SQLite (metadata, WAL) plus content-addressed files (weights, update blobs); a scale-out deployment implements the
+// same two interfaces on Postgres and S3-compatible storage.
+//
+// The coordinator's durability rests on three transactions, each one call here:
+//   acceptUpdate  - the lease is consumed and the update recorded together (after its blob is durable): "accepted"
+//   commitVersion - a new version, the updates folded into it, and the run's head move together
+//   createLease   - a lease exists only once recorded
+// Anything not committed by one of them never happened, which is what makes recovery after kill -9 exact.
+
+/** Immutable bytes stored under the sha256 (lowercase hex) of their content. */
+export interface BlobStore {
+  /** Stores bytes durably (written, fsynced, renamed into place) and returns their hash. Idempotent. */
+  put(bytes: Uint8Array): Promise<string>;
+  /** The bytes, verified against their hash. Throws BlobNotFoundError or CorruptBlobError. */
+  get(hash: string): Promise<Uint8Array>;
+  has(hash: string): Promise<boolean>;
+  /** Removes a blob; a missing blob is not an error. */
+  delete(hash: string): Promise<void>;
+}
+
+export type RunStatus = 'active' | 'paused';
+
+export interface RunRecord {
+  id: string;
+  name: string;
+  /** The validated run config, as JSON text (the coordinator parses it). */
+  config: string;
+  /** sha256 hex of the run's join token; the token itself is never stored. */
+  joinTokenHash: string;
+  status: RunStatus;
+  /** The newest committed version. */
+  head: number;
+  createdAt: number;
+}
+
+export interface VersionRecord {
+  runId: string;
+  version: number;
+  parent: number | null;
+  /** Blob hash of the weights (safetensors). */
+  paramsHash: string;
+  /** Blob hash of the strategy's server state (optimizer slots, safetensors), or null when it has none. */
+  stateHash: string | null;
+  createdAt: number;
+  /** Number of updates folded into this version. */
+  updates: number;
+  /** Evaluation and aggregation metrics; filled in after commit as they become known. */
+  metrics: Record<string, number>;
+}
+
+export interface DeviceRecord {
+  id: string;
+  runId: string;
+  tokenHash: string;
+  /** DeviceProfile as JSON text. */
+  profile: string;
+  registeredAt: number;
+  lastSeen: number;
+}
+
+export type LeaseStatus = 'open' | 'used' | 'expired';
+
+export interface LeaseRecord {
+  id: string;
+  runId: string;
+  deviceId: string;
+  baseVersion: number;
+  /** The Lease as sent to the device (plan, recipe), as JSON text. */
+  body: string;
+  issuedAt: number;
+  deadline: number;
+  status: LeaseStatus;
+}
+
+export interface UpdateRecord {
+  /** Acceptance order within the whole store; recovery re-folds pending updates in this order. */
+  seq: number;
+  runId: string;
+  leaseId: string;
+  deviceId: string;
+  baseVersion: number;
+  blobHash: string;
+  numExamples: number;
+  localSteps: number;
+  /** Device-reported metrics (train loss, seconds), JSON text. */
+  metrics: string;
+  bytes: number;
+  acceptedAt: number;
+  /** The version this update was folded into, or null while pending. */
+  foldedInto: number | null;
+}
+
+export type NewUpdate = Omit<UpdateRecord, 'seq' | 'foldedInto'>;
+
+export interface MetadataStore {
+  createRun(run: RunRecord, initial: VersionRecord): Promise<void>;
+  getRun(id: string): Promise<RunRecord | undefined>;
+  listRuns(): Promise<RunRecord[]>;
+  setRunStatus(id: string, status: RunStatus): Promise<void>;
+
+  registerDevice(device: DeviceRecord): Promise<void>;
+  getDevice(runId: string, id: string): Promise<DeviceRecord | undefined>;
+  touchDevice(runId: string, id: string, at: number, profile?: string): Promise<void>;
+  countDevices(runId: string): Promise<number>;
+
+  createLease(lease: LeaseRecord): Promise<void>;
+  getLease(runId: string, id: string): Promise<LeaseRecord | undefined>;
+  /** Marks open leases past their deadline as expired; returns how many. */
+  expireLeases(runId: string, now: number): Promise<number>;
+  countOpenLeases(runId: string): Promise<number>;
+
+  /**
+   * In one transaction: checks the lease is open, not past its deadline and the device's, marks it used, and records
+   * the update. Throws LeaseStateError (with the lease's actual state) otherwise, changing nothing.
+   */
+  acceptUpdate(update: NewUpdate, now: number): Promise<UpdateRecord>;
+  /** Updates not yet folded into a version, in acceptance order. */
+  pendingUpdates(runId: string): Promise<UpdateRecord[]>;
+  /** In one transaction: records the version, marks `folded` updates as folded into it, and moves the run's head. */
+  commitVersion(version: VersionRecord, folded: readonly number[]): Promise<void>;
+  getVersion(runId: string, version: number): Promise<VersionRecord | undefined>;
+  /** Newest first, at most `limit`. */
+  listVersions(runId: string, limit: number): Promise<VersionRecord[]>;
+  /** Merges metrics into a committed version's metrics. */
+  setVersionMetrics(runId: string, version: number, metrics: Record<string, number>): Promise<void>;
+
+  close(): Promise<void>;
+}
+
+export class StoreError extends Error {
+  override readonly name: string = 'StoreError';
+}
+export class BlobNotFoundError extends StoreError {
+  override readonly name = 'BlobNotFoundError';
+}
+/** A blob whose content does not hash to its name: a torn write or bit rot. Never served or loaded. */
+export class CorruptBlobError extends StoreError {
+  override readonly name = 'CorruptBlobError';
+}
+export class LeaseStateError extends StoreError {
+  override readonly name = 'LeaseStateError';
+  constructor(readonly state: LeaseStatus | 'missing' | 'past-deadline' | 'wrong-device', message: string) {
+    super(message);
+  }
+}
