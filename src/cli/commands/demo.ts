@@ -2,7 +2,7 @@
 // this machine, and reports each against its baseline.
 import { Command, InvalidArgumentError } from 'commander';
 import { runtimeThreads } from '../../train/runtime/worker-threads.node.ts';
-import { loadTask } from '../tasks.ts';
+import { loadTask } from '../../device/tasks/registry.node.ts';
 import { formatReport, trainTask } from './train.ts';
 
 export function demoCommand(): Command {

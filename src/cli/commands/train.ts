@@ -7,7 +7,7 @@ import type { Task } from '../../device/tasks/task.ts';
 import { createModel } from '../../train/models/registry.ts';
 import { Trainer, type EvalResult } from '../../train/trainer.ts';
 import { runtimeThreads } from '../../train/runtime/worker-threads.node.ts';
-import { loadTask, TASK_NAMES, type TaskName } from '../tasks.ts';
+import { loadTask, TASK_NAMES, type TaskName } from '../../device/tasks/registry.node.ts';
 
 export interface TrainOptions {
   steps: number;

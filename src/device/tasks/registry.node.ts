@@ -1,7 +1,7 @@
-// Task names on the command line, resolved to tasks over the real data sets.
-import { fashionMnistTask } from '../device/tasks/fashion-mnist.node.ts';
-import { shakespeareTask } from '../device/tasks/shakespeare.node.ts';
-import type { Task } from '../device/tasks/task.ts';
+// Task names (in run configs and on the command line), resolved to tasks over the real data sets.
+import { fashionMnistTask } from './fashion-mnist.node.ts';
+import { shakespeareTask } from './shakespeare.node.ts';
+import type { Task } from './task.ts';
 
 export const TASK_NAMES = ['shakespeare', 'fashion-mlp', 'fashion-cnn'] as const;
 export type TaskName = (typeof TASK_NAMES)[number];
