@@ -44,7 +44,7 @@ export class Trainer {
     private state: OptState,
     private readonly optimizer: Optimizer,
     private readonly recipe: z.output<typeof TrainRecipe>,
-    private readonly anchor: Params | undefined,
+    private anchor: Params | undefined,
   ) {
     const mu = recipe.proximalMu;
     const dataLoss = (p: Params, x: JaxArray, y: JaxArray) => crossEntropy(model.logits(p, x), y, model.classes);
@@ -55,7 +55,7 @@ export class Trainer {
     };
     const plain = jit((p: Params, x: JaxArray, y: JaxArray) => valueAndGrad(dataLoss)(p, x, y));
     const proximal = jit((p: Params, x: JaxArray, y: JaxArray, a: Params) => valueAndGrad(proximalLoss)(p, x, y, a));
-    this.gradFn = (p, x, y) => (anchor === undefined ? plain(p, x, y) : proximal(p, x, y, borrow(anchor)));
+    this.gradFn = (p, x, y) => (this.anchor === undefined ? plain(p, x, y) : proximal(p, x, y, borrow(this.anchor)));
     this.compiled.push(plain, proximal);
     this.applyFn = jit((p: Params, g: Params, s: OptState, scalars: JaxArray, gradScale: JaxArray) => {
       let scaled = tree.map((t: JaxArray) => t.mul(gradScale.ref), g) as Params;
@@ -69,15 +69,27 @@ export class Trainer {
   static async create(model: Model, initial: TensorRecord, recipe: TrainRecipe): Promise<Trainer> {
     await initRuntime();
     const parsed = TrainRecipe.parse(recipe);
-    const params = toDevice(initial);
-    const problem = parameterMismatch(model, params);
-    if (problem !== undefined) {
-      dispose(params);
-      throw new RangeError(problem);
-    }
+    const params = checkedParams(model, initial);
     const optimizer = createOptimizer(parsed.optimizer, model.decayed);
     const anchor = parsed.proximalMu > 0 ? borrow(params) : undefined;
     return new Trainer(model, params, optimizer.init(params), optimizer, parsed, anchor);
+  }
+
+  /**
+   * Replaces the parameters (and resets the optimizer state and the FedProx anchor to them), keeping the compiled
+   * step functions: a device starting its next lease, or a server evaluating its next version, pays no recompilation.
+   */
+  load(record: TensorRecord): void {
+    const params = checkedParams(this.model, record);
+    dispose(this.params);
+    dispose(this.state);
+    this.params = params;
+    this.state = this.optimizer.init(params);
+    if (this.anchor) {
+      dispose(this.anchor);
+      this.anchor = borrow(params);
+    }
+    this.stepCount = 0;
   }
 
   /** One optimizer step on the mean gradient of the given micro-batches; returns their mean training loss. */
@@ -139,6 +151,17 @@ export class Trainer {
     const x = b.x instanceof Int32Array ? np.array(b.x, { shape: xShape, dtype: np.int32 }) : np.array(b.x, { shape: xShape });
     return [x, np.array(b.y, { shape: yShape, dtype: np.int32 })];
   }
+}
+
+/** The record on the runtime, or a RangeError naming the first tensor that does not fit the model. */
+function checkedParams(model: Model, record: TensorRecord): Params {
+  const params = toDevice(record);
+  const problem = parameterMismatch(model, params);
+  if (problem !== undefined) {
+    dispose(params);
+    throw new RangeError(problem);
+  }
+  return params;
 }
 
 /** Why `params` cannot be this model's parameters, or undefined when the names and shapes match exactly. */

@@ -243,3 +243,22 @@ describe('Trainer', () => {
     });
   });
 });
+
+describe('Trainer.load', () => {
+  it('restarts from new parameters with fresh optimizer state and FedProx anchor, as a new trainer would', async () => {
+    const model = tinyMlp;
+    const recipe = { optimizer: { kind: 'adamw' as const, lr: 0.05 }, proximalMu: 0.5 };
+    const batch = mlpBatch(new Rng(3), 4);
+    const reused = await Trainer.create(model, model.init(1), recipe);
+    await reused.step(batch);
+    await reused.step(batch);
+    reused.load(model.init(2));
+    await reused.step(batch);
+    const fresh = await Trainer.create(model, model.init(2), recipe);
+    await fresh.step(batch);
+    const [a, b] = [await reused.parameters(), await fresh.parameters()];
+    for (const [name, t] of b) assert.deepEqual([...a.get(name)!.data], [...t.data], `${name} differs after load`);
+    reused.dispose();
+    fresh.dispose();
+  });
+});
