@@ -1,0 +1,425 @@
+/**
+ * The embedded MetadataStore on SQLite (better-sqlite3). Guarantees:
+ * - every write is one transaction, committed with WAL and synchronous=FULL before its promise resolves, so whatever
+ *   a caller was told survives kill -9 and power loss;
+ * - acceptUpdate, commitVersion and createRun either apply whole or change nothing (they throw instead);
+ * - a lease is consumed at most once: its status moves open -> used inside acceptUpdate, and updates.(run_id,
+ *   lease_id) is unique besides;
+ * - the schema carries its version in PRAGMA user_version; older files are migrated on open, newer ones refused.
+ * One process writes a database at a time (the coordinator); busy_timeout only smooths over readers such as backups.
+ */
+import Database from 'better-sqlite3';
+import {
+  LeaseStateError,
+  StoreError,
+  type DeviceRecord,
+  type LeaseRecord,
+  type LeaseStatus,
+  type MetadataStore,
+  type NewUpdate,
+  type RunRecord,
+  type RunStatus,
+  type UpdateRecord,
+  type VersionRecord,
+} from './store.ts';
+
+/** MIGRATIONS[i] takes a database from schema version i to i + 1; append, never edit. */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE runs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, config TEXT NOT NULL, join_token_hash TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'paused')), head INTEGER NOT NULL, created_at REAL NOT NULL
+  ) STRICT;
+  CREATE TABLE versions (
+    run_id TEXT NOT NULL REFERENCES runs (id), version INTEGER NOT NULL, parent INTEGER, params_hash TEXT NOT NULL,
+    state_hash TEXT, created_at REAL NOT NULL, updates INTEGER NOT NULL, metrics TEXT NOT NULL,
+    PRIMARY KEY (run_id, version)
+  ) STRICT;
+  CREATE TABLE devices (
+    run_id TEXT NOT NULL REFERENCES runs (id), id TEXT NOT NULL, token_hash TEXT NOT NULL, profile TEXT NOT NULL,
+    registered_at REAL NOT NULL, last_seen REAL NOT NULL,
+    PRIMARY KEY (run_id, id)
+  ) STRICT;
+  CREATE TABLE leases (
+    run_id TEXT NOT NULL, id TEXT NOT NULL, device_id TEXT NOT NULL, base_version INTEGER NOT NULL, body TEXT NOT NULL,
+    issued_at REAL NOT NULL, deadline REAL NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'used', 'expired')),
+    PRIMARY KEY (run_id, id), FOREIGN KEY (run_id, device_id) REFERENCES devices (run_id, id)
+  ) STRICT;
+  CREATE INDEX leases_by_status ON leases (run_id, status, deadline);
+  -- AUTOINCREMENT: seq is the store-wide acceptance order recovery replays, so it must never be reused.
+  CREATE TABLE updates (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, lease_id TEXT NOT NULL, device_id TEXT NOT NULL,
+    base_version INTEGER NOT NULL, blob_hash TEXT NOT NULL, num_examples INTEGER NOT NULL,
+    local_steps INTEGER NOT NULL, metrics TEXT NOT NULL, bytes INTEGER NOT NULL, accepted_at REAL NOT NULL,
+    folded_into INTEGER,
+    UNIQUE (run_id, lease_id),
+    FOREIGN KEY (run_id, lease_id) REFERENCES leases (run_id, id),
+    FOREIGN KEY (run_id, folded_into) REFERENCES versions (run_id, version)
+  ) STRICT;
+  CREATE INDEX updates_by_fold ON updates (run_id, folded_into);
+  `,
+];
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+interface RunRow {
+  id: string;
+  name: string;
+  config: string;
+  join_token_hash: string;
+  status: RunStatus;
+  head: number;
+  created_at: number;
+}
+interface VersionRow {
+  run_id: string;
+  version: number;
+  parent: number | null;
+  params_hash: string;
+  state_hash: string | null;
+  created_at: number;
+  updates: number;
+  metrics: string;
+}
+interface DeviceRow {
+  run_id: string;
+  id: string;
+  token_hash: string;
+  profile: string;
+  registered_at: number;
+  last_seen: number;
+}
+interface LeaseRow {
+  run_id: string;
+  id: string;
+  device_id: string;
+  base_version: number;
+  body: string;
+  issued_at: number;
+  deadline: number;
+  status: LeaseStatus;
+}
+interface UpdateRow {
+  seq: number;
+  run_id: string;
+  lease_id: string;
+  device_id: string;
+  base_version: number;
+  blob_hash: string;
+  num_examples: number;
+  local_steps: number;
+  metrics: string;
+  bytes: number;
+  accepted_at: number;
+  folded_into: number | null;
+}
+
+export class SqliteStore implements MetadataStore {
+  private readonly stmt;
+
+  private constructor(private readonly db: Database.Database) {
+    const p = <P extends unknown[], R = unknown>(sql: string) => db.prepare<P, R>(sql);
+    this.stmt = {
+      insertRun: p<[string, string, string, string, string, number, number]>(
+        'INSERT INTO runs (id, name, config, join_token_hash, status, head, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      getRun: p<[string], RunRow>('SELECT * FROM runs WHERE id = ?'),
+      listRuns: p<[], RunRow>('SELECT * FROM runs ORDER BY created_at, id'),
+      setRunStatus: p<[string, string]>('UPDATE runs SET status = ? WHERE id = ?'),
+      setHead: p<[number, string]>('UPDATE runs SET head = ? WHERE id = ?'),
+
+      insertVersion: p<[string, number, number | null, string, string | null, number, number, string]>(
+        `INSERT INTO versions (run_id, version, parent, params_hash, state_hash, created_at, updates, metrics)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      getVersion: p<[string, number], VersionRow>('SELECT * FROM versions WHERE run_id = ? AND version = ?'),
+      listVersions: p<[string, number], VersionRow>(
+        'SELECT * FROM versions WHERE run_id = ? ORDER BY version DESC LIMIT ?',
+      ),
+      setVersionMetrics: p<[string, string, number]>(
+        'UPDATE versions SET metrics = ? WHERE run_id = ? AND version = ?',
+      ),
+
+      insertDevice: p<[string, string, string, string, number, number]>(
+        'INSERT INTO devices (run_id, id, token_hash, profile, registered_at, last_seen) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      getDevice: p<[string, string], DeviceRow>('SELECT * FROM devices WHERE run_id = ? AND id = ?'),
+      touchDevice: p<[number, string | null, string, string]>(
+        'UPDATE devices SET last_seen = ?, profile = coalesce(?, profile) WHERE run_id = ? AND id = ?',
+      ),
+      countDevices: p<[string], number>('SELECT count(*) FROM devices WHERE run_id = ?').pluck(),
+
+      insertLease: p<[string, string, string, number, string, number, number, string]>(
+        `INSERT INTO leases (run_id, id, device_id, base_version, body, issued_at, deadline, status)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      getLease: p<[string, string], LeaseRow>('SELECT * FROM leases WHERE run_id = ? AND id = ?'),
+      useLease: p<[string, string]>(
+        "UPDATE leases SET status = 'used' WHERE run_id = ? AND id = ? AND status = 'open'",
+      ),
+      expireLeases: p<[string, number]>(
+        "UPDATE leases SET status = 'expired' WHERE run_id = ? AND status = 'open' AND deadline < ?",
+      ),
+      countOpenLeases: p<[string], number>(
+        "SELECT count(*) FROM leases WHERE run_id = ? AND status = 'open'",
+      ).pluck(),
+
+      insertUpdate: p<[string, string, string, number, string, number, number, string, number, number], UpdateRow>(
+        `INSERT INTO updates (run_id, lease_id, device_id, base_version, blob_hash, num_examples, local_steps, metrics,
+           bytes, accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+      ),
+      pendingUpdates: p<[string], UpdateRow>(
+        'SELECT * FROM updates WHERE run_id = ? AND folded_into IS NULL ORDER BY seq',
+      ),
+      foldUpdate: p<[number, number, string]>(
+        'UPDATE updates SET folded_into = ? WHERE seq = ? AND run_id = ? AND folded_into IS NULL',
+      ),
+    };
+  }
+
+  /** Opens or creates the database at `path` (':memory:' for a private in-memory one) and brings its schema current. */
+  static open(path: string): SqliteStore {
+    let db: Database.Database;
+    try {
+      db = new Database(path);
+    } catch (e) {
+      throw new StoreError(`cannot open database ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+    try {
+      db.pragma('busy_timeout = 5000');
+      // Refuse before any pragma below writes to a file a newer build owns.
+      const found = db.pragma('user_version', { simple: true }) as number;
+      if (found > SCHEMA_VERSION) {
+        throw new StoreError(
+          `database ${path} has schema version ${found}, newer than this build's ${SCHEMA_VERSION}: upgrade Tessera`,
+        );
+      }
+      db.pragma('journal_mode = WAL');
+      // FULL: in WAL mode NORMAL may lose the last commits on power loss, and those are updates already acknowledged.
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      db.transaction(() => {
+        const from = db.pragma('user_version', { simple: true }) as number;
+        for (let v = from; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+        if (from < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      }).immediate();
+      return new SqliteStore(db);
+    } catch (e) {
+      db.close();
+      if (e instanceof StoreError) throw e;
+      throw new StoreError(`cannot open database ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+
+  async createRun(run: RunRecord, initial: VersionRecord): Promise<void> {
+    this.write(`createRun(${run.id})`, () => {
+      if (initial.runId !== run.id || initial.version !== run.head) {
+        throw new StoreError(
+          `createRun(${run.id}): initial version ${initial.runId}@${initial.version} is not the run's head ${run.head}`,
+        );
+      }
+      const s = this.stmt;
+      s.insertRun.run(run.id, run.name, run.config, run.joinTokenHash, run.status, run.head, run.createdAt);
+      this.insertVersion(initial);
+    });
+  }
+
+  async getRun(id: string): Promise<RunRecord | undefined> {
+    const row = this.stmt.getRun.get(id);
+    return row && toRun(row);
+  }
+
+  async listRuns(): Promise<RunRecord[]> {
+    return this.stmt.listRuns.all().map(toRun);
+  }
+
+  async setRunStatus(id: string, status: RunStatus): Promise<void> {
+    this.write(`setRunStatus(${id})`, () => {
+      if (this.stmt.setRunStatus.run(status, id).changes !== 1) throw new StoreError(`no run ${id}`);
+    });
+  }
+
+  async registerDevice(d: DeviceRecord): Promise<void> {
+    this.write(`registerDevice(${d.runId}, ${d.id})`, () => {
+      this.stmt.insertDevice.run(d.runId, d.id, d.tokenHash, d.profile, d.registeredAt, d.lastSeen);
+    });
+  }
+
+  async getDevice(runId: string, id: string): Promise<DeviceRecord | undefined> {
+    const row = this.stmt.getDevice.get(runId, id);
+    return row && toDevice(row);
+  }
+
+  async touchDevice(runId: string, id: string, at: number, profile?: string): Promise<void> {
+    this.write(`touchDevice(${runId}, ${id})`, () => {
+      if (this.stmt.touchDevice.run(at, profile ?? null, runId, id).changes !== 1) {
+        throw new StoreError(`no device ${id} in run ${runId}`);
+      }
+    });
+  }
+
+  async countDevices(runId: string): Promise<number> {
+    return this.stmt.countDevices.get(runId) ?? 0;
+  }
+
+  async createLease(l: LeaseRecord): Promise<void> {
+    this.write(`createLease(${l.runId}, ${l.id})`, () => {
+      this.stmt.insertLease.run(l.runId, l.id, l.deviceId, l.baseVersion, l.body, l.issuedAt, l.deadline, l.status);
+    });
+  }
+
+  async getLease(runId: string, id: string): Promise<LeaseRecord | undefined> {
+    const row = this.stmt.getLease.get(runId, id);
+    return row && toLease(row);
+  }
+
+  async expireLeases(runId: string, now: number): Promise<number> {
+    return this.write(`expireLeases(${runId})`, () => this.stmt.expireLeases.run(runId, now).changes);
+  }
+
+  async countOpenLeases(runId: string): Promise<number> {
+    return this.stmt.countOpenLeases.get(runId) ?? 0;
+  }
+
+  async acceptUpdate(u: NewUpdate, now: number): Promise<UpdateRecord> {
+    return this.write(`acceptUpdate(${u.runId}, ${u.leaseId})`, () => {
+      const lease = this.stmt.getLease.get(u.runId, u.leaseId);
+      const refuse = (state: LeaseStateError['state'], why: string) =>
+        new LeaseStateError(state, `lease ${u.leaseId} of run ${u.runId} ${why}`);
+      if (!lease) throw refuse('missing', 'does not exist');
+      // Checked before the status so a device learns nothing about another device's lease.
+      if (lease.device_id !== u.deviceId) throw refuse('wrong-device', `was not issued to device ${u.deviceId}`);
+      if (lease.status !== 'open') throw refuse(lease.status, `is ${lease.status}`);
+      if (now > lease.deadline) throw refuse('past-deadline', `passed its deadline ${lease.deadline} (now ${now})`);
+      this.stmt.useLease.run(u.runId, u.leaseId);
+      const row = this.stmt.insertUpdate.get(
+        u.runId, u.leaseId, u.deviceId, u.baseVersion, u.blobHash, u.numExamples, u.localSteps, u.metrics, u.bytes,
+        u.acceptedAt,
+      );
+      return toUpdate(row!);
+    });
+  }
+
+  async pendingUpdates(runId: string): Promise<UpdateRecord[]> {
+    return this.stmt.pendingUpdates.all(runId).map(toUpdate);
+  }
+
+  async commitVersion(v: VersionRecord, folded: readonly number[]): Promise<void> {
+    this.write(`commitVersion(${v.runId}, ${v.version})`, () => {
+      const run = this.stmt.getRun.get(v.runId);
+      if (!run) throw new StoreError(`no run ${v.runId}`);
+      if (v.version !== run.head + 1 || v.parent !== run.head) {
+        throw new StoreError(
+          `version ${v.version} (parent ${v.parent}) does not follow run ${v.runId}'s head ${run.head}`,
+        );
+      }
+      this.insertVersion(v);
+      for (const seq of folded) {
+        if (this.stmt.foldUpdate.run(v.version, seq, v.runId).changes !== 1) {
+          throw new StoreError(`update ${seq} is not pending in run ${v.runId}`);
+        }
+      }
+      this.stmt.setHead.run(v.version, v.runId);
+    });
+  }
+
+  async getVersion(runId: string, version: number): Promise<VersionRecord | undefined> {
+    const row = this.stmt.getVersion.get(runId, version);
+    return row && toVersion(row);
+  }
+
+  async listVersions(runId: string, limit: number): Promise<VersionRecord[]> {
+    return this.stmt.listVersions.all(runId, Math.max(0, Math.floor(limit))).map(toVersion);
+  }
+
+  async setVersionMetrics(runId: string, version: number, metrics: Record<string, number>): Promise<void> {
+    this.write(`setVersionMetrics(${runId}, ${version})`, () => {
+      const row = this.stmt.getVersion.get(runId, version);
+      if (!row) throw new StoreError(`no version ${version} in run ${runId}`);
+      const merged = { ...decodeMetrics(row.metrics), ...metrics };
+      this.stmt.setVersionMetrics.run(encodeMetrics(merged), runId, version);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  private insertVersion(v: VersionRecord): void {
+    this.stmt.insertVersion.run(
+      v.runId, v.version, v.parent, v.paramsHash, v.stateHash, v.createdAt, v.updates, encodeMetrics(v.metrics),
+    );
+  }
+
+  /**
+   * Runs `fn` as one IMMEDIATE transaction (taking the write lock up front, so a read-then-write never fails halfway
+   * on a lock upgrade) and turns SQLite's constraint errors into StoreErrors naming the call.
+   */
+  private write<T>(what: string, fn: () => T): T {
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (e) {
+      if (e instanceof StoreError) throw e;
+      if (e instanceof Database.SqliteError) throw new StoreError(`${what}: ${e.message}`, { cause: e });
+      throw e;
+    }
+  }
+}
+
+// Metrics may hold NaN or Infinity (a diverged loss), which JSON cannot: they travel as the strings "NaN" etc.
+const encodeMetrics = (m: Record<string, number>): string =>
+  JSON.stringify(m, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
+const decodeMetrics = (text: string): Record<string, number> =>
+  JSON.parse(text, (_k, v: unknown) => (typeof v === 'string' ? Number(v) : v)) as Record<string, number>;
+
+const toRun = (r: RunRow): RunRecord => ({
+  id: r.id,
+  name: r.name,
+  config: r.config,
+  joinTokenHash: r.join_token_hash,
+  status: r.status,
+  head: r.head,
+  createdAt: r.created_at,
+});
+const toVersion = (r: VersionRow): VersionRecord => ({
+  runId: r.run_id,
+  version: r.version,
+  parent: r.parent,
+  paramsHash: r.params_hash,
+  stateHash: r.state_hash,
+  createdAt: r.created_at,
+  updates: r.updates,
+  metrics: decodeMetrics(r.metrics),
+});
+const toDevice = (r: DeviceRow): DeviceRecord => ({
+  id: r.id,
+  runId: r.run_id,
+  tokenHash: r.token_hash,
+  profile: r.profile,
+  registeredAt: r.registered_at,
+  lastSeen: r.last_seen,
+});
+const toLease = (r: LeaseRow): LeaseRecord => ({
+  id: r.id,
+  runId: r.run_id,
+  deviceId: r.device_id,
+  baseVersion: r.base_version,
+  body: r.body,
+  issuedAt: r.issued_at,
+  deadline: r.deadline,
+  status: r.status,
+});
+const toUpdate = (r: UpdateRow): UpdateRecord => ({
+  seq: r.seq,
+  runId: r.run_id,
+  leaseId: r.lease_id,
+  deviceId: r.device_id,
+  baseVersion: r.base_version,
+  blobHash: r.blob_hash,
+  numExamples: r.num_examples,
+  localSteps: r.local_steps,
+  metrics: r.metrics,
+  bytes: r.bytes,
+  acceptedAt: r.accepted_at,
+  foldedInto: r.folded_into,
+});
