@@ -1,0 +1,131 @@
+// The coordinator: every run of one deployment, the stores they share, and access control. HTTP handlers call
+// into this and nothing below it; the simulator and tests can drive it directly.
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import type { ModelSpec } from '../../core/model-spec.ts';
+import { ProtocolError } from '../../core/protocol/errors.ts';
+import type { DeviceProfile, RegisterResponse } from '../../core/protocol/schemas.ts';
+import { loadTask } from '../../device/tasks/registry.node.ts';
+import { FileBlobStore } from '../store/file-blobs.node.ts';
+import { SqliteStore } from '../store/sqlite.node.ts';
+import type { DeviceRecord, MetadataStore } from '../store/store.ts';
+import { hashToken, newId, newToken, tokenMatches } from './auth.ts';
+import { RunEvents } from './events.ts';
+import { createMetrics, type CoordinatorMetrics } from './metrics.ts';
+import { RunConfig, type StoredRunConfig } from './run-config.ts';
+import { RunCoordinator, type RunDeps } from './run.ts';
+
+export interface CoordinatorOptions {
+  /** Directory of the embedded store: tessera.db (SQLite) and blobs/ (content-addressed files). */
+  dataDir: string;
+  /** Token that guards run management. */
+  adminToken: string;
+  /** Evaluate versions on held-out data (default true). */
+  evaluate?: boolean;
+  log?: (message: string) => void;
+  now?: () => number;
+}
+
+export class Coordinator {
+  readonly events: RunEvents;
+  readonly metrics: CoordinatorMetrics;
+  private readonly runs = new Map<string, RunCoordinator>();
+  private readonly adminTokenHash: string;
+  private ticker: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly deps: RunDeps, adminToken: string) {
+    this.events = deps.events;
+    this.metrics = deps.metrics;
+    this.adminTokenHash = hashToken(adminToken);
+  }
+
+  /** Opens (or creates) the store in dataDir and resumes every run in it at its last version. */
+  static async open(options: CoordinatorOptions): Promise<Coordinator> {
+    if (options.adminToken.length < 16) throw new Error('the admin token must be at least 16 characters');
+    mkdirSync(options.dataDir, { recursive: true });
+    const store: MetadataStore = SqliteStore.open(join(options.dataDir, 'tessera.db'));
+    const blobs = await FileBlobStore.open(join(options.dataDir, 'blobs'));
+    const deps: RunDeps = {
+      store, blobs, events: new RunEvents(), metrics: createMetrics(), evaluate: options.evaluate ?? true,
+      log: options.log ?? ((m) => console.error(m)), now: options.now ?? Date.now,
+    };
+    const coordinator = new Coordinator(deps, options.adminToken);
+    for (const record of await store.listRuns()) {
+      coordinator.runs.set(record.id, await RunCoordinator.open(deps, record));
+    }
+    coordinator.ticker = setInterval(() => {
+      for (const run of coordinator.runs.values()) run.tick().catch((e) => deps.log(`run ${run.id}: ${String(e)}`));
+    }, 1000).unref();
+    return coordinator;
+  }
+
+  isAdmin(token: string | undefined): boolean {
+    return token !== undefined && tokenMatches(token, this.adminTokenHash);
+  }
+
+  /** Validates a run config, resolves its model from the task, and creates the run at version 0. */
+  async createRun(input: unknown): Promise<{ runId: string; joinToken: string }> {
+    const parsed = RunConfig.safeParse(input);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+      throw new ProtocolError('bad_request', `invalid run config: ${issues}`);
+    }
+    const model: ModelSpec = parsed.data.model ?? (await loadTask(parsed.data.task)).model;
+    const config: StoredRunConfig = { ...parsed.data, model };
+    const runId = newId('run');
+    const joinToken = newToken();
+    this.runs.set(runId, await RunCoordinator.create(this.deps, runId, config, hashToken(joinToken)));
+    return { runId, joinToken };
+  }
+
+  run(runId: string): RunCoordinator {
+    const run = this.runs.get(runId);
+    if (run === undefined) throw new ProtocolError('not_found', `no run ${runId}`);
+    return run;
+  }
+
+  listRuns(): RunCoordinator[] {
+    return [...this.runs.values()];
+  }
+
+  async registerDevice(runId: string, joinToken: string | undefined, profile: DeviceProfile): Promise<RegisterResponse> {
+    const run = this.run(runId);
+    const record = await this.deps.store.getRun(runId);
+    if (joinToken === undefined || record === undefined || !tokenMatches(joinToken, record.joinTokenHash)) {
+      throw new ProtocolError('unauthorized', 'a valid join token for this run is required');
+    }
+    const deviceId = newId('dev');
+    // The id travels inside the token so a request can be authenticated with one primary-key lookup.
+    const deviceToken = `${deviceId}.${newToken()}`;
+    const now = this.deps.now();
+    await this.deps.store.registerDevice({
+      id: deviceId, runId: run.id, tokenHash: hashToken(deviceToken), profile: JSON.stringify(profile), registeredAt: now, lastSeen: now,
+    });
+    return { deviceId, deviceToken };
+  }
+
+  /** The device a device token belongs to, in this run; unauthorized otherwise. */
+  async authenticateDevice(runId: string, token: string | undefined): Promise<DeviceRecord> {
+    const deviceId = token?.split('.')[0];
+    const device = deviceId === undefined ? undefined : await this.deps.store.getDevice(runId, deviceId);
+    if (token === undefined || device === undefined || !tokenMatches(token, device.tokenHash)) {
+      throw new ProtocolError('unauthorized', 'a valid device token for this run is required');
+    }
+    return device;
+  }
+
+  async heartbeat(device: DeviceRecord, profile: DeviceProfile | undefined): Promise<void> {
+    await this.deps.store.touchDevice(device.runId, device.id, this.deps.now(), profile && JSON.stringify(profile));
+  }
+
+  /** Waits for in-flight folding and evaluation (tests and orderly shutdown). */
+  async idle(): Promise<void> {
+    await Promise.all([...this.runs.values()].map((r) => r.idle()));
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.ticker);
+    for (const run of this.runs.values()) await run.close();
+    await this.deps.store.close();
+  }
+}

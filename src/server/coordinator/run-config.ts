@@ -1,0 +1,52 @@
+// A run's configuration file, validated. Everything a run needs to be recreated lives here; the coordinator stores
+// it with the run (with the model spec resolved from the task) so a restart or an upgrade never changes a run.
+import { z } from 'zod';
+import { ModelSpec } from '../../core/model-spec.ts';
+import { Recipe } from '../../core/protocol/schemas.ts';
+import { StrategyConfig } from '../../core/strategies/config.ts';
+import { TASK_NAMES } from '../../device/tasks/registry.node.ts';
+
+export const Aggregation = z.discriminatedUnion('mode', [
+  /** Asynchronous, buffered (FedBuff): no rounds, a version every K updates. */
+  z.object({ mode: z.literal('async'), strategy: StrategyConfig }).strict(),
+  /**
+   * Synchronous rounds as in Bonawitz et al., "Towards Federated Learning at Scale" (SysML 2019): each round leases to
+   * ceil(cohort * overSelection) devices, closes when `cohort` updates arrived (stragglers are dropped: their leases
+   * expire with the round) or when the round's time is up with at least `minUpdates`.
+   */
+  z.object({
+    mode: z.literal('sync'),
+    strategy: StrategyConfig,
+    cohort: z.number().int().min(1),
+    overSelection: z.number().min(1).default(1.3),
+    roundSeconds: z.number().positive().default(120),
+    minUpdates: z.number().int().min(1).default(1),
+  }).strict(),
+]);
+export type Aggregation = z.infer<typeof Aggregation>;
+
+export const RunConfig = z.object({
+  name: z.string().min(1).max(100),
+  task: z.enum(TASK_NAMES),
+  /** Overrides the task's default model (must fit the task's data: same vocabulary or classes). */
+  model: ModelSpec.optional(),
+  seed: z.number().int().default(0),
+  aggregation: Aggregation.prefault({ mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 4 } }),
+  recipe: Recipe.prefault({ localSteps: 20, batchSize: 16, lr: 2e-3, optimizer: 'adamw', proximalMu: 0, clipGradNorm: 1 }),
+  lease: z.object({ seconds: z.number().positive().max(7 * 24 * 3600).default(300) }).strict().prefault({}),
+  limits: z.object({
+    /** Updates with a larger L2 norm are rejected (a poisoning and divergence guard). */
+    maxUpdateNorm: z.number().positive().default(100),
+    /** Upload size limit; default: the model's fp32 size plus room for the header. */
+    maxUpdateBytes: z.number().int().positive().optional(),
+  }).strict().prefault({}),
+  eval: z.object({
+    /** Evaluate every n-th version on the task's held-out data (0: never). */
+    everyVersions: z.number().int().min(0).default(1),
+    batches: z.number().int().min(1).default(10),
+    batchSize: z.number().int().min(1).default(32),
+  }).strict().prefault({}),
+}).strict();
+export type RunConfig = z.infer<typeof RunConfig>;
+/** A run config as stored: the model spec resolved. */
+export type StoredRunConfig = RunConfig & { model: ModelSpec };

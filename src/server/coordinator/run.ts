@@ -1,0 +1,381 @@
+// One run inside the coordinator: hands out leases, accepts updates durably, folds them into the strategy's streaming
+// accumulator, and commits versions. The path of one update, each arrow one call in `submitUpdate`:
+//
+//   checkLease -> decodeUpdate (validate) -> blobs.put (durable) -> store.acceptUpdate (ack point)
+//     -> strategy.fold -> [strategy ready / round closed] -> commit (weights, state, version row in one transaction)
+//
+// Recovery (`open`) replays exactly what was acknowledged and not yet committed: store.pendingUpdates, in
+// acceptance order, folded into the head version's state. A version and the updates folded into it are committed
+// in one transaction, so every acknowledged update is folded exactly once whatever moment a kill -9 hits.
+import type { Accumulator } from '../../core/strategies/accumulator.ts';
+import { createStrategy } from '../../core/strategies/config.ts';
+import type { ClientUpdate, ServerState, Strategy } from '../../core/strategies/types.ts';
+import { InvalidUpdateError, validateUpdate } from '../../core/strategies/validate-update.ts';
+import { decodeSafetensors, encodeSafetensors } from '../../core/safetensors.ts';
+import { flatten, layoutOf, unflatten, type ParamLayout, type Tensor } from '../../core/tensor.ts';
+import { ProtocolError } from '../../core/protocol/errors.ts';
+import type { DeviceProfile, Lease, LeaseResponse, UpdateAccepted, VersionInfo } from '../../core/protocol/schemas.ts';
+import { decodeUpdate } from '../../core/protocol/update-wire.ts';
+import { loadTask } from '../../device/tasks/registry.node.ts';
+import { createModel } from '../../train/models/registry.ts';
+import {
+  LeaseStateError,
+  type BlobStore, type DeviceRecord, type MetadataStore, type RunRecord, type UpdateRecord, type VersionRecord,
+} from '../store/store.ts';
+import { newId } from './auth.ts';
+import { Evaluator } from './evaluator.ts';
+import type { RunEvents } from './events.ts';
+import type { CoordinatorMetrics } from './metrics.ts';
+import type { StoredRunConfig } from './run-config.ts';
+
+export interface RunDeps {
+  store: MetadataStore;
+  blobs: BlobStore;
+  events: RunEvents;
+  metrics: CoordinatorMetrics;
+  log: (message: string) => void;
+  now: () => number;
+  /** Whether to evaluate versions on held-out data (off in load tests). */
+  evaluate: boolean;
+}
+
+export interface RunSummary {
+  runId: string;
+  name: string;
+  status: string;
+  task: string;
+  model: StoredRunConfig['model'];
+  aggregation: StoredRunConfig['aggregation'];
+  head: number;
+  devices: number;
+  openLeases: number;
+}
+
+interface Round {
+  deadline: number;
+  leased: number;
+}
+
+export class RunCoordinator {
+  private acc: Accumulator;
+  /** Sequence numbers of the accepted updates folded into `acc`, committed with the next version, and their blobs. */
+  private folded: number[] = [];
+  private foldedBlobs: string[] = [];
+  private tail: Promise<unknown> = Promise.resolve();
+  private round: Round | undefined;
+  private readonly evaluator: Evaluator | undefined;
+
+  private constructor(
+    private record: RunRecord,
+    readonly config: StoredRunConfig,
+    private readonly deps: RunDeps,
+    readonly layout: ParamLayout,
+    private readonly strategy: Strategy,
+    private state: ServerState,
+    private head: VersionRecord,
+  ) {
+    this.acc = strategy.begin(state);
+    this.evaluator = deps.evaluate && config.eval.everyVersions > 0
+      ? new Evaluator(
+          () => loadTask(config.task),
+          config.model,
+          config.eval,
+          (version, r) => this.recordMetrics(version, { heldOutLoss: r.loss, heldOutAccuracy: r.accuracy, heldOutPerplexity: r.perplexity }),
+          (version, e) => deps.log(`run ${record.id}: evaluating version ${version} failed: ${String(e)}`),
+        )
+      : undefined;
+  }
+
+  get id(): string {
+    return this.record.id;
+  }
+
+  get headVersion(): number {
+    return this.state.version;
+  }
+
+  get maxUpdateBytes(): number {
+    return this.config.limits.maxUpdateBytes ?? this.layout.size * 4 + 64 * 1024;
+  }
+
+  /** Creates a run with freshly initialised weights as version 0. */
+  static async create(deps: RunDeps, id: string, config: StoredRunConfig, joinTokenHash: string): Promise<RunCoordinator> {
+    const model = createModel(config.model);
+    const params = model.init(config.seed);
+    const layout = layoutOf(model.shapes);
+    const strategy = createStrategy(config.aggregation.strategy);
+    const state = strategy.init(flatten(params, layout));
+    const now = deps.now();
+    const version: VersionRecord = {
+      runId: id, version: 0, parent: null, createdAt: now, updates: 0, metrics: {},
+      paramsHash: await deps.blobs.put(encodeSafetensors(params, { version: '0' })),
+      stateHash: await putSlots(deps.blobs, state.slots),
+    };
+    const record: RunRecord = { id, name: config.name, config: JSON.stringify(config), joinTokenHash, status: 'active', head: 0, createdAt: now };
+    await deps.store.createRun(record, version);
+    const run = new RunCoordinator(record, config, deps, layout, strategy, state, version);
+    run.evaluator?.request(0, params);
+    return run;
+  }
+
+  /** Loads a run at its head version and re-folds every acknowledged update not yet committed. */
+  static async open(deps: RunDeps, record: RunRecord): Promise<RunCoordinator> {
+    const config = JSON.parse(record.config) as StoredRunConfig;
+    const layout = layoutOf(createModel(config.model).shapes);
+    const strategy = createStrategy(config.aggregation.strategy);
+    const head = await deps.store.getVersion(record.id, record.head);
+    if (head === undefined) throw new Error(`run ${record.id}: head version ${record.head} is missing from the store`);
+    const params = flatten(decodeSafetensors(await deps.blobs.get(head.paramsHash)).tensors, layout);
+    const slots = head.stateHash === null ? {} : Object.fromEntries(
+      [...decodeSafetensors(await deps.blobs.get(head.stateHash)).tensors].map(([k, t]) => [k, t.data]),
+    );
+    const run = new RunCoordinator(record, config, deps, layout, strategy, { version: head.version, params, slots }, head);
+    await run.deps.store.expireLeases(record.id, deps.now());
+    await run.serial(() => run.replayPending());
+    deps.metrics.head.set({ run: record.id }, run.state.version);
+    if (head.metrics.heldOutLoss === undefined) run.evaluator?.request(head.version, unflatten(params, layout));
+    return run;
+  }
+
+  async summary(): Promise<RunSummary> {
+    return {
+      runId: this.id, name: this.record.name, status: this.record.status, task: this.config.task, model: this.config.model,
+      aggregation: this.config.aggregation, head: this.state.version,
+      devices: await this.deps.store.countDevices(this.id), openLeases: await this.deps.store.countOpenLeases(this.id),
+    };
+  }
+
+  async setStatus(status: RunRecord['status']): Promise<void> {
+    await this.deps.store.setRunStatus(this.id, status);
+    this.record = { ...this.record, status };
+    this.deps.events.emit({ type: 'status', runId: this.id, status });
+  }
+
+  async issueLease(device: DeviceRecord): Promise<LeaseResponse> {
+    if (this.record.status === 'paused') return { lease: null, reason: 'the run is paused', retryAfterMs: 10_000 };
+    const now = this.deps.now();
+    let deadline = now + this.config.lease.seconds * 1000;
+    const agg = this.config.aggregation;
+    if (agg.mode === 'sync') {
+      const round = await this.currentRound(now);
+      if (round.leased >= Math.ceil(agg.cohort * agg.overSelection)) {
+        return { lease: null, reason: 'this round\'s cohort is full', retryAfterMs: Math.max(1000, round.deadline - now) };
+      }
+      round.leased++;
+      deadline = Math.min(deadline, round.deadline);
+    }
+    const lease: Lease = {
+      leaseId: newId('lease'), runId: this.id, baseVersion: this.state.version, baseHash: this.head.paramsHash,
+      plan: { kind: 'full' }, recipe: this.config.recipe, deadline,
+    };
+    await this.deps.store.createLease({
+      id: lease.leaseId, runId: this.id, deviceId: device.id, baseVersion: lease.baseVersion, body: JSON.stringify(lease),
+      issuedAt: now, deadline, status: 'open',
+    });
+    this.deps.metrics.leasesIssued.inc({ run: this.id });
+    this.deps.events.emit({ type: 'lease', runId: this.id, deviceId: device.id, baseVersion: lease.baseVersion, deadline });
+    return { lease };
+  }
+
+  /** Validates, persists (the acknowledgement point), folds, and commits when the strategy's rule fires. */
+  async submitUpdate(device: DeviceRecord, leaseId: string, bytes: Uint8Array): Promise<UpdateAccepted> {
+    try {
+      const lease = await this.checkLease(device, leaseId);
+      const decoded = decodeUpdate(bytes, this.layout, this.config.limits.maxUpdateNorm);
+      const update: ClientUpdate = { delta: decoded.delta, numExamples: decoded.numExamples, localSteps: decoded.localSteps, baseVersion: lease.baseVersion };
+      validateUpdate(update, this.layout.size);
+      const blobHash = await this.deps.blobs.put(bytes);
+      return await this.serial(async () => {
+        const record = await this.deps.store.acceptUpdate({
+          runId: this.id, leaseId, deviceId: device.id, baseVersion: lease.baseVersion, blobHash,
+          numExamples: decoded.numExamples, localSteps: decoded.localSteps, metrics: JSON.stringify(decoded.metrics),
+          bytes: bytes.length, acceptedAt: this.deps.now(),
+        }, this.deps.now());
+        this.deps.metrics.updatesAccepted.inc({ run: this.id });
+        this.deps.metrics.bytesUp.inc({ run: this.id }, bytes.length);
+        this.deps.events.emit({
+          type: 'update', runId: this.id, deviceId: device.id, baseVersion: lease.baseVersion,
+          staleness: this.state.version - lease.baseVersion, bytes: bytes.length, at: record.acceptedAt,
+        });
+        await this.foldAndMaybeCommit(record, update);
+        return { accepted: true as const, updateId: record.seq, runVersion: this.state.version };
+      });
+    } catch (e) {
+      const err = asProtocolError(e);
+      this.deps.metrics.updatesRejected.inc({ run: this.id, code: err.code });
+      throw err;
+    }
+  }
+
+  async version(v: number): Promise<VersionInfo> {
+    const r = await this.deps.store.getVersion(this.id, v);
+    if (r === undefined) throw new ProtocolError('not_found', `run ${this.id} has no version ${v}`);
+    return toVersionInfo(r);
+  }
+
+  async versions(limit: number): Promise<VersionInfo[]> {
+    return (await this.deps.store.listVersions(this.id, limit)).map(toVersionInfo);
+  }
+
+  /** The weights of version v as stored (safetensors), verified against their content hash. */
+  async weights(v: number): Promise<{ hash: string; bytes: Uint8Array }> {
+    const r = v === this.head.version ? this.head : await this.deps.store.getVersion(this.id, v);
+    if (r === undefined) throw new ProtocolError('not_found', `run ${this.id} has no version ${v}`);
+    const bytes = await this.deps.blobs.get(r.paramsHash);
+    this.deps.metrics.bytesDown.inc({ run: this.id }, bytes.length);
+    return { hash: r.paramsHash, bytes };
+  }
+
+  /** Closes a due synchronous round; called periodically so a round ends on time even when no update arrives. */
+  async tick(): Promise<void> {
+    if (this.config.aggregation.mode !== 'sync' || this.folded.length === 0) return;
+    await this.serial(async () => {
+      if (this.roundDue()) await this.commit();
+    });
+  }
+
+  /** Resolves once the evaluations requested so far have finished. */
+  async idle(): Promise<void> {
+    await this.tail;
+    await this.evaluator?.idle();
+  }
+
+  async close(): Promise<void> {
+    await this.idle();
+    this.evaluator?.dispose();
+  }
+
+  private async checkLease(device: DeviceRecord, leaseId: string) {
+    const lease = await this.deps.store.getLease(this.id, leaseId);
+    if (lease === undefined) throw new ProtocolError('not_found', `lease ${leaseId} does not exist in run ${this.id}`);
+    if (lease.deviceId !== device.id) throw new ProtocolError('forbidden', `lease ${leaseId} belongs to another device`);
+    if (lease.status === 'used') throw new ProtocolError('lease_used', `lease ${leaseId} already delivered its update`);
+    if (lease.status === 'expired' || lease.deadline < this.deps.now()) {
+      throw new ProtocolError('lease_expired', `lease ${leaseId} expired at ${new Date(lease.deadline).toISOString()}`);
+    }
+    if (this.config.aggregation.mode === 'sync' && lease.baseVersion !== this.state.version) {
+      throw new ProtocolError('lease_expired', `lease ${leaseId} belongs to round ${lease.baseVersion}, which has closed`);
+    }
+    return lease;
+  }
+
+  private async foldAndMaybeCommit(record: UpdateRecord, update: ClientUpdate): Promise<void> {
+    const started = performance.now();
+    this.strategy.fold(this.acc, update, this.state);
+    this.folded.push(record.seq);
+    this.foldedBlobs.push(record.blobHash);
+    this.deps.metrics.foldSeconds.observe((performance.now() - started) / 1000);
+    this.deps.metrics.staleness.observe(this.state.version - record.baseVersion);
+    const agg = this.config.aggregation;
+    const due = agg.mode === 'async' ? this.strategy.ready(this.acc) : this.folded.length >= agg.cohort || this.roundDue();
+    if (due) await this.commit();
+  }
+
+  private roundDue(): boolean {
+    const agg = this.config.aggregation;
+    return agg.mode === 'sync' && this.round !== undefined && this.deps.now() >= this.round.deadline && this.folded.length >= agg.minUpdates;
+  }
+
+  private async currentRound(now: number): Promise<Round> {
+    const agg = this.config.aggregation;
+    if (agg.mode !== 'sync') throw new Error('rounds exist only in sync mode');
+    // A round whose time ran out with too few updates is extended rather than dropped: its updates were
+    // acknowledged and must reach a version.
+    if (this.round === undefined || (now >= this.round.deadline && !this.roundDue())) {
+      this.round = { deadline: now + agg.roundSeconds * 1000, leased: this.round && this.folded.length > 0 ? this.folded.length : 0 };
+    }
+    return this.round;
+  }
+
+  private async commit(): Promise<void> {
+    const next = this.strategy.apply(this.state, this.acc);
+    const params = unflatten(next.params, this.layout);
+    const version: VersionRecord = {
+      runId: this.id, version: next.version, parent: this.state.version, createdAt: this.deps.now(), updates: this.folded.length,
+      metrics: { updates: this.folded.length },
+      paramsHash: await this.deps.blobs.put(encodeSafetensors(params, { version: String(next.version) })),
+      stateHash: await putSlots(this.deps.blobs, next.slots),
+    };
+    await this.deps.store.commitVersion(version, this.folded);
+    const [folded, foldedBlobs] = [this.folded, this.foldedBlobs];
+    this.state = next;
+    this.head = version;
+    this.acc = this.strategy.begin(next);
+    this.folded = [];
+    this.foldedBlobs = [];
+    this.round = undefined;
+    this.record = { ...this.record, head: next.version };
+    this.deps.metrics.versions.inc({ run: this.id });
+    this.deps.metrics.head.set({ run: this.id }, next.version);
+    this.deps.events.emit({ type: 'version', runId: this.id, version: next.version, updates: folded.length, at: version.createdAt });
+    if (this.evaluator && next.version % this.config.eval.everyVersions === 0) this.evaluator.request(next.version, params);
+    await this.deleteUpdateBlobs(foldedBlobs);
+  }
+
+  /** Deletes the blobs of folded updates, unless a pending update has the same bytes (blobs are content-addressed). */
+  private async deleteUpdateBlobs(hashes: readonly string[]): Promise<void> {
+    if (hashes.length === 0) return;
+    const stillNeeded = new Set((await this.deps.store.pendingUpdates(this.id)).map((u) => u.blobHash));
+    for (const hash of new Set(hashes)) if (!stillNeeded.has(hash)) await this.deps.blobs.delete(hash);
+  }
+
+  private async replayPending(): Promise<void> {
+    const pending = await this.deps.store.pendingUpdates(this.id);
+    if (pending.length > 0) this.deps.log(`run ${this.id}: re-folding ${pending.length} acknowledged update(s) into version ${this.state.version + 1}`);
+    for (const record of pending) {
+      let bytes: Uint8Array;
+      try {
+        bytes = await this.deps.blobs.get(record.blobHash);
+      } catch (e) {
+        // An acknowledged update whose file is gone or corrupt cannot be folded; say so loudly rather than stop the run.
+        const message = `acknowledged update ${record.seq} cannot be recovered: ${String(e)}`;
+        this.deps.log(`run ${this.id}: ${message}`);
+        this.deps.events.emit({ type: 'warning', runId: this.id, message });
+        continue;
+      }
+      const decoded = decodeUpdate(bytes, this.layout, Infinity);
+      await this.foldAndMaybeCommit(record, {
+        delta: decoded.delta, numExamples: record.numExamples, localSteps: record.localSteps, baseVersion: record.baseVersion,
+      });
+    }
+  }
+
+  private async recordMetrics(version: number, metrics: Record<string, number>): Promise<void> {
+    await this.deps.store.setVersionMetrics(this.id, version, metrics);
+    if (version === this.head.version) this.head = { ...this.head, metrics: { ...this.head.metrics, ...metrics } };
+    if (metrics.heldOutLoss !== undefined) this.deps.metrics.heldOutLoss.set({ run: this.id }, metrics.heldOutLoss);
+    this.deps.events.emit({ type: 'metrics', runId: this.id, version, metrics });
+  }
+
+  /** Runs `fn` after every earlier serial section: folding and committing never interleave. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+export function deviceProfile(device: DeviceRecord): DeviceProfile {
+  return JSON.parse(device.profile) as DeviceProfile;
+}
+
+async function putSlots(blobs: BlobStore, slots: ServerState['slots']): Promise<string | null> {
+  const entries = Object.entries(slots);
+  if (entries.length === 0) return null;
+  const record = new Map<string, Tensor>(entries.map(([k, v]) => [k, { shape: [v.length], data: v }]));
+  return blobs.put(encodeSafetensors(record));
+}
+
+function toVersionInfo(r: VersionRecord): VersionInfo {
+  return { runId: r.runId, version: r.version, parent: r.parent, hash: r.paramsHash, createdAt: r.createdAt, updates: r.updates, metrics: r.metrics };
+}
+
+function asProtocolError(e: unknown): ProtocolError {
+  if (e instanceof ProtocolError) return e;
+  if (e instanceof InvalidUpdateError) return new ProtocolError('invalid_update', e.message);
+  if (e instanceof LeaseStateError) {
+    const code = e.state === 'used' ? 'lease_used' : e.state === 'missing' ? 'not_found' : e.state === 'wrong-device' ? 'forbidden' : 'lease_expired';
+    return new ProtocolError(code, e.message);
+  }
+  throw e;
+}

@@ -1,0 +1,160 @@
+// The coordinator's HTTP API (docs/api.md) as small web-standard handlers: parse and authenticate, call the
+// coordinator, serialise. Every failure leaves as a ProtocolError body; nothing here holds state of its own beyond
+// rate-limit buckets.
+import { Hono, type Context } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import type { z } from 'zod';
+import { ProtocolError } from '../../core/protocol/errors.ts';
+import { HeartbeatRequest, RegisterRequest } from '../../core/protocol/schemas.ts';
+import { bearer } from '../coordinator/auth.ts';
+import type { Coordinator } from '../coordinator/coordinator.ts';
+import { RateLimiter, type RateLimit } from './rate-limit.ts';
+import { readBodyLimited, readJsonLimited } from './read-body.ts';
+
+export interface AppOptions {
+  /** Per client address, over all device endpoints. */
+  perAddress?: RateLimit;
+  /** Per device, over lease requests, uploads and heartbeats. */
+  perDevice?: RateLimit;
+  /** The client's address for rate limiting (the Node adapter supplies the socket's). */
+  clientAddress?: (c: Context) => string;
+  log?: (message: string) => void;
+}
+
+export const API_VERSION = 'v1';
+
+export function createApp(coordinator: Coordinator, options: AppOptions = {}): Hono {
+  const log = options.log ?? ((m: string) => console.error(m));
+  const byAddress = new RateLimiter(options.perAddress ?? { perSecond: 500, burst: 1000 });
+  const byDevice = new RateLimiter(options.perDevice ?? { perSecond: 5, burst: 20 });
+  const address = options.clientAddress ?? (() => 'unknown');
+  const app = new Hono();
+
+  const limit = (limiter: RateLimiter, key: string) => {
+    const wait = limiter.take(key);
+    if (wait > 0) throw Object.assign(new ProtocolError('rate_limited', `too many requests; retry in ${wait} ms`), { retryAfterMs: wait });
+  };
+  const parse = async <S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> => {
+    const result = schema.safeParse(await readJsonLimited(c.req.raw));
+    if (!result.success) {
+      throw new ProtocolError('bad_request', result.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '));
+    }
+    return result.data;
+  };
+  const requireAdmin = (c: Context) => {
+    if (!coordinator.isAdmin(bearer(c.req.header('authorization')))) throw new ProtocolError('unauthorized', 'the admin token is required');
+  };
+  const device = async (c: Context) => {
+    limit(byAddress, address(c));
+    const d = await coordinator.authenticateDevice(c.req.param('run')!, bearer(c.req.header('authorization')));
+    limit(byDevice, d.id);
+    return d;
+  };
+  const versionParam = (c: Context) => {
+    const raw = c.req.param('v')!;
+    const run = coordinator.run(c.req.param('run')!);
+    if (raw === 'head') return run.headVersion;
+    const v = Number(raw);
+    if (!Number.isInteger(v) || v < 0) throw new ProtocolError('bad_request', `version must be a whole number or "head", got ${raw}`);
+    return v;
+  };
+
+  app.onError((err, c) => {
+    if (err instanceof ProtocolError) {
+      const retry = (err as ProtocolError & { retryAfterMs?: number }).retryAfterMs;
+      if (retry !== undefined) c.header('Retry-After', String(Math.ceil(retry / 1000)));
+      return c.json(err.toBody(), err.status as 400);
+    }
+    log(`internal error on ${c.req.method} ${c.req.path}: ${err instanceof Error ? err.stack : String(err)}`);
+    return c.json(new ProtocolError('internal', 'internal error').toBody(), 500);
+  });
+  app.notFound((c) => c.json(new ProtocolError('not_found', `no route ${c.req.method} ${c.req.path}`).toBody(), 404));
+
+  app.get('/v1/health', (c) => c.json({ ok: true, version: API_VERSION }));
+
+  app.post('/v1/runs', async (c) => {
+    requireAdmin(c);
+    return c.json(await coordinator.createRun(await readJsonLimited(c.req.raw)), 201);
+  });
+  app.get('/v1/runs', async (c) => c.json({ runs: await Promise.all(coordinator.listRuns().map((r) => r.summary())) }));
+  app.get('/v1/runs/:run', async (c) => c.json(await coordinator.run(c.req.param('run')).summary()));
+  for (const [action, status] of [['pause', 'paused'], ['resume', 'active']] as const) {
+    app.post(`/v1/runs/:run/${action}`, async (c) => {
+      requireAdmin(c);
+      const run = coordinator.run(c.req.param('run'));
+      await run.setStatus(status);
+      return c.json(await run.summary());
+    });
+  }
+
+  app.post('/v1/runs/:run/devices', async (c) => {
+    limit(byAddress, address(c));
+    const { profile } = await parse(c, RegisterRequest);
+    return c.json(await coordinator.registerDevice(c.req.param('run'), bearer(c.req.header('authorization')), profile), 201);
+  });
+  app.post('/v1/runs/:run/devices/:device/heartbeat', async (c) => {
+    const d = await device(c);
+    if (d.id !== c.req.param('device')) throw new ProtocolError('forbidden', 'a device may only beat its own heart');
+    const { profile } = await parse(c, HeartbeatRequest);
+    await coordinator.heartbeat(d, profile);
+    return c.body(null, 204);
+  });
+  app.post('/v1/runs/:run/leases', async (c) => {
+    const d = await device(c);
+    return c.json(await coordinator.run(c.req.param('run')).issueLease(d));
+  });
+  app.put('/v1/runs/:run/leases/:lease/update', async (c) => {
+    const d = await device(c);
+    const run = coordinator.run(c.req.param('run'));
+    if (c.req.header('content-type') !== 'application/octet-stream') {
+      throw new ProtocolError('unsupported_media_type', 'updates are uploaded as application/octet-stream (safetensors)');
+    }
+    const bytes = await readBodyLimited(c.req.raw, run.maxUpdateBytes);
+    return c.json(await run.submitUpdate(d, c.req.param('lease'), bytes), 202);
+  });
+
+  app.get('/v1/runs/:run/versions', async (c) => {
+    const limitParam = Number(c.req.query('limit') ?? 100);
+    if (!Number.isInteger(limitParam) || limitParam < 1 || limitParam > 10_000) {
+      throw new ProtocolError('bad_request', 'limit must be a whole number in [1, 10000]');
+    }
+    return c.json({ versions: await coordinator.run(c.req.param('run')).versions(limitParam) });
+  });
+  app.get('/v1/runs/:run/versions/:v', async (c) => c.json(await coordinator.run(c.req.param('run')).version(versionParam(c))));
+  app.get('/v1/runs/:run/versions/:v/weights', async (c) => {
+    const run = coordinator.run(c.req.param('run'));
+    const v = versionParam(c);
+    const info = await run.version(v);
+    const etag = `"${info.hash}"`;
+    if (c.req.header('if-none-match') === etag) return c.body(null, 304, { ETag: etag });
+    const { bytes } = await run.weights(v);
+    return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
+      'Content-Type': 'application/octet-stream',
+      ETag: etag,
+      // A version number names immutable content; "head" moves.
+      'Cache-Control': c.req.param('v') === 'head' ? 'no-cache' : 'public, max-age=31536000, immutable',
+    });
+  });
+
+  app.get('/v1/runs/:run/events', (c) => {
+    const runId = coordinator.run(c.req.param('run')).id;
+    return streamSSE(c, async (stream) => {
+      const unsubscribe = coordinator.events.subscribe((e) => {
+        if (e.runId === runId) void stream.writeSSE({ event: e.type, data: JSON.stringify(e) });
+      });
+      stream.onAbort(unsubscribe);
+      while (!stream.aborted) {
+        await stream.writeSSE({ event: 'ping', data: String(Date.now()) });
+        await stream.sleep(15_000);
+      }
+      unsubscribe();
+    });
+  });
+
+  app.get('/metrics', async (c) => {
+    const registry = coordinator.metrics.registry;
+    return c.body(await registry.metrics(), 200, { 'Content-Type': registry.contentType });
+  });
+
+  return app;
+}

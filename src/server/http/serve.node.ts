@@ -1,0 +1,42 @@
+// Starts the coordinator behind a real HTTP server (Node's http via @hono/node-server).
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { Coordinator, type CoordinatorOptions } from '../coordinator/coordinator.ts';
+import { createApp, type AppOptions } from './app.ts';
+
+export interface ServeOptions extends CoordinatorOptions, Omit<AppOptions, 'clientAddress'> {
+  /** 0 picks a free port. */
+  port: number;
+  host?: string;
+}
+
+export interface RunningCoordinator {
+  coordinator: Coordinator;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startCoordinator(options: ServeOptions): Promise<RunningCoordinator> {
+  const coordinator = await Coordinator.open(options);
+  const app = createApp(coordinator, { ...options, clientAddress: (c) => getConnInfo(c).remote.address ?? 'unknown' });
+  const host = options.host ?? '127.0.0.1';
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port: options.port, hostname: host }, () => resolve(s as Server)) as Server;
+    s.once('error', reject);
+  });
+  // Uploads from slow phones must not hold a socket forever (slowloris); 5 minutes covers a large update on 3G.
+  server.requestTimeout = 300_000;
+  server.headersTimeout = 30_000;
+  const { port } = server.address() as AddressInfo;
+  return {
+    coordinator,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await coordinator.close();
+    },
+  };
+}
