@@ -3,6 +3,7 @@
 import '../train/runtime/worker-threads.node.ts';
 import { Command } from 'commander';
 import { demoCommand } from './commands/demo.ts';
+import { serveCommand } from './commands/serve.ts';
 import { trainCommand } from './commands/train.ts';
 
 const program = new Command()
@@ -10,6 +11,7 @@ const program = new Command()
   .description('Everyone\'s devices train foundation models together.')
   .showHelpAfterError()
   .addCommand(trainCommand())
-  .addCommand(demoCommand());
+  .addCommand(demoCommand())
+  .addCommand(serveCommand());
 
 await program.parseAsync(process.argv);
