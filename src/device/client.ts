@@ -1,0 +1,238 @@
+// A typed client for the device-side endpoints of the coordinator's HTTP API v1 (docs/api.md), over `fetch` only, so
+// the same code runs in Node and in a browser tab. Every failure is one of two typed errors: CoordinatorError (the
+// coordinator answered, with a status and a protocol code) or NetworkError (it did not: refused, reset, timed out).
+// Tokens travel in the Authorization header and appear in no error message.
+import { z } from 'zod';
+import { ModelSpec } from '../core/model-spec.ts';
+import { ERROR_STATUS, type ErrorCode } from '../core/protocol/errors.ts';
+import {
+  DeviceProfile, LeaseResponse, RegisterResponse, RunId, UpdateAccepted, VersionInfo,
+} from '../core/protocol/schemas.ts';
+
+/**
+ * The part of GET /v1/runs/:run that a device acts on. Other fields (head, devices, aggregation) are for dashboards
+ * and are stripped, so the coordinator can grow them without breaking devices.
+ */
+export const DeviceRunView = z.object({
+  runId: RunId,
+  name: z.string(),
+  status: z.enum(['active', 'paused']),
+  task: z.string(),
+  model: ModelSpec,
+});
+export type DeviceRunView = z.infer<typeof DeviceRunView>;
+
+/** A code the coordinator sent, or bad_response when what came back does not follow the protocol. */
+export type ClientErrorCode = ErrorCode | 'bad_response';
+
+export class CoordinatorError extends Error {
+  override readonly name = 'CoordinatorError';
+  constructor(
+    readonly status: number,
+    readonly code: ClientErrorCode,
+    message: string,
+    /** From a Retry-After header, when the coordinator sent one. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+export class NetworkError extends Error {
+  override readonly name = 'NetworkError';
+}
+
+export interface DeviceCredentials {
+  readonly deviceId: string;
+  readonly deviceToken: string;
+}
+
+export type WeightsResponse =
+  | { readonly notModified: true; readonly hash: string }
+  | { readonly notModified: false; readonly hash: string; readonly bytes: Uint8Array };
+
+export interface ClientOptions {
+  /** Abandon a request that has not answered in this long (default 60 s; uploads and weights get 10x). */
+  timeoutMs?: number;
+  /** For tests and odd platforms; the global fetch otherwise. */
+  fetch?: typeof fetch;
+}
+
+const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+const KNOWN_CODES = new Set<string>(Object.keys(ERROR_STATUS));
+
+export class CoordinatorClient {
+  readonly baseUrl: string;
+  private readonly timeoutMs: number;
+  private readonly fetchFn: typeof fetch;
+
+  constructor(baseUrl: string, options: ClientOptions = {}) {
+    const url = new URL(baseUrl); // throws TypeError on a malformed URL, before any request
+    this.baseUrl = url.href.replace(/\/+$/, '');
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.fetchFn = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  }
+
+  getRun(runId: string, signal?: AbortSignal): Promise<DeviceRunView> {
+    return this.json('GET', `/v1/runs/${seg(runId)}`, DeviceRunView, { signal });
+  }
+
+  register(runId: string, joinToken: string, profile: DeviceProfile, signal?: AbortSignal): Promise<RegisterResponse> {
+    return this.json('POST', `/v1/runs/${seg(runId)}/devices`, RegisterResponse, { token: joinToken, body: { profile }, signal });
+  }
+
+  async heartbeat(runId: string, creds: DeviceCredentials, profile?: DeviceProfile, signal?: AbortSignal): Promise<void> {
+    const body = profile === undefined ? {} : { profile };
+    await this.request('POST', `/v1/runs/${seg(runId)}/devices/${seg(creds.deviceId)}/heartbeat`, { token: creds.deviceToken, body, signal });
+  }
+
+  requestLease(runId: string, creds: DeviceCredentials, signal?: AbortSignal): Promise<LeaseResponse> {
+    return this.json('POST', `/v1/runs/${seg(runId)}/leases`, LeaseResponse, { token: creds.deviceToken, body: {}, signal });
+  }
+
+  getVersion(runId: string, version: number | 'head', signal?: AbortSignal): Promise<VersionInfo> {
+    return this.json('GET', `/v1/runs/${seg(runId)}/versions/${version}`, VersionInfo, { signal });
+  }
+
+  /**
+   * A version's weights (safetensors). With `ifNoneMatch` (a sha256 the caller holds) the coordinator may answer
+   * 304 and send nothing. The hash is the one the ETag names; callers verify the bytes against it (weights-cache.ts).
+   */
+  async fetchWeights(
+    runId: string, version: number | 'head', options: { ifNoneMatch?: string; signal?: AbortSignal } = {},
+  ): Promise<WeightsResponse> {
+    const headers: Record<string, string> = {};
+    if (options.ifNoneMatch !== undefined) headers['If-None-Match'] = `"${options.ifNoneMatch}"`;
+    const path = `/v1/runs/${seg(runId)}/versions/${version}/weights`;
+    const res = await this.request('GET', path, { headers, signal: options.signal, long: true });
+    const hash = res.headers.get('ETag')?.match(/^(?:W\/)?"?([0-9a-f]{64})"?$/)?.[1];
+    if (res.status === 304) {
+      const known = hash ?? options.ifNoneMatch;
+      if (known === undefined) throw badResponse(res.status, 'a 304 answer to a request without If-None-Match');
+      return { notModified: true, hash: known };
+    }
+    if (hash === undefined) throw badResponse(res.status, 'weights without an ETag naming their sha256');
+    const bytes = new Uint8Array(await this.body(res, path));
+    return { notModified: false, hash, bytes };
+  }
+
+  /** Uploads an encoded update (update-wire.ts) for a lease; resolves once the coordinator has made it durable. */
+  uploadUpdate(runId: string, leaseId: string, creds: DeviceCredentials, update: Uint8Array, signal?: AbortSignal): Promise<UpdateAccepted> {
+    return this.json('PUT', `/v1/runs/${seg(runId)}/leases/${seg(leaseId)}/update`, UpdateAccepted, {
+      token: creds.deviceToken, raw: update, signal, long: true,
+    });
+  }
+
+  private async json<S extends z.ZodType>(method: string, path: string, schema: S, init: RequestInit_): Promise<z.output<S>> {
+    const res = await this.request(method, path, init);
+    const text = new TextDecoder().decode(await this.body(res, path));
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw badResponse(res.status, `a body that is not JSON from ${method} ${path}`);
+    }
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) {
+      throw badResponse(res.status, `${method} ${path}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+    }
+    return parsed.data;
+  }
+
+  /** Sends one request; resolves with a 2xx or 304 response, throws CoordinatorError or NetworkError otherwise. */
+  private async request(method: string, path: string, init: RequestInit_): Promise<Response> {
+    const headers: Record<string, string> = { Accept: 'application/json', ...init.headers };
+    if (init.token !== undefined) headers['Authorization'] = `Bearer ${init.token}`;
+    let body: BodyInit | undefined;
+    if (init.raw !== undefined) {
+      headers['Content-Type'] = 'application/octet-stream';
+      // Typed ArrayBufferLike by our encoders, but always a plain ArrayBuffer underneath (never shared memory).
+      body = init.raw as Uint8Array<ArrayBuffer>;
+    } else if (init.body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      body = JSON.stringify(init.body);
+    }
+    const timeout = AbortSignal.timeout(init.long ? 10 * this.timeoutMs : this.timeoutMs);
+    const signal = init.signal === undefined ? timeout : AbortSignal.any([init.signal, timeout]);
+    let res: Response;
+    try {
+      res = await this.fetchFn(this.baseUrl + path, { method, headers, body, signal });
+    } catch (e) {
+      // The caller's own abort is not a network failure: let it through as the AbortError it is.
+      if (init.signal?.aborted) throw init.signal.reason;
+      throw new NetworkError(`${method} ${path}: ${describeFailure(e, timeout.aborted)}`, { cause: e });
+    }
+    if (res.ok || res.status === 304) return res;
+    throw await errorFrom(res, `${method} ${path}`);
+  }
+
+  private async body(res: Response, what: string): Promise<ArrayBuffer> {
+    try {
+      return await res.arrayBuffer();
+    } catch (e) {
+      throw new NetworkError(`${what}: the connection broke while reading the answer (${describeFailure(e, false)})`, { cause: e });
+    }
+  }
+}
+
+interface RequestInit_ {
+  token?: string;
+  body?: unknown;
+  raw?: Uint8Array;
+  headers?: Record<string, string>;
+  signal?: AbortSignal | undefined;
+  /** Bulk transfers (weights, updates) get a longer timeout. */
+  long?: boolean;
+}
+
+async function errorFrom(res: Response, what: string): Promise<CoordinatorError> {
+  const retryAfterMs = parseRetryAfter(res.headers.get('Retry-After'), Date.now());
+  let text = '';
+  try {
+    text = await res.text();
+  } catch {
+    // The status alone still says what happened.
+  }
+  let parsed: z.infer<typeof ErrorBody> | undefined;
+  try {
+    const r = ErrorBody.safeParse(JSON.parse(text));
+    if (r.success) parsed = r.data;
+  } catch {
+    // Not JSON: a proxy's HTML page, say. Fall through to the status.
+  }
+  if (parsed !== undefined && KNOWN_CODES.has(parsed.error.code)) {
+    return new CoordinatorError(res.status, parsed.error.code as ErrorCode, parsed.error.message, retryAfterMs);
+  }
+  return new CoordinatorError(res.status, codeForStatus(res.status), `${what}: HTTP ${res.status} ${res.statusText}`.trim(), retryAfterMs);
+}
+
+/** The protocol code closest to a bare status, for answers that did not come from the coordinator itself. */
+function codeForStatus(status: number): ErrorCode {
+  const exact = Object.entries(ERROR_STATUS).find(([, s]) => s === status);
+  if (exact !== undefined) return exact[0] as ErrorCode;
+  return status >= 500 ? 'unavailable' : 'bad_request';
+}
+
+/** Retry-After in milliseconds: delta-seconds or an HTTP date (RFC 9110 10.2.3); undefined when absent or garbled. */
+export function parseRetryAfter(value: string | null, now: number): number | undefined {
+  if (value === null) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function badResponse(status: number, what: string): CoordinatorError {
+  return new CoordinatorError(status, 'bad_response', `unexpected answer from the coordinator: ${what}`);
+}
+
+function describeFailure(e: unknown, timedOut: boolean): string {
+  if (timedOut) return 'timed out';
+  const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : '';
+  return `${e instanceof Error ? e.message : String(e)}${cause}`;
+}
+
+/** One path segment; ids are validated by the server, but a stray '/' must never change which endpoint is hit. */
+function seg(s: string): string {
+  return encodeURIComponent(s);
+}
