@@ -31,9 +31,9 @@ export const StrategyConfig = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('fedbuff'),
     bufferSize: z.number().int().min(1),
-    staleness: StalenessConfig.default({ kind: 'polynomial', a: 0.5 }),
+    staleness: StalenessConfig.prefault({ kind: 'polynomial', a: 0.5 }),
     normalize: z.enum(['count', 'weight']).default('count'),
-    serverOptimizer: ServerOptimizerConfig.default({ kind: 'sgd', lr: 1 }),
+    serverOptimizer: ServerOptimizerConfig.prefault({ kind: 'sgd' }),
   }).strict(),
   z.object({ kind: z.literal('fedavg'), serverLr: lr.default(1), weighting }).strict(),
   z.object({ kind: z.literal('fedavgm'), lr: lr.default(1), beta: z.number().min(0).lt(1).default(0.9), weighting }).strict(),
