@@ -43,7 +43,7 @@ describe('weights cache', () => {
     assert.equal(server.seen.length, requests, 'a cache hit makes no request');
 
     const damaged = bytes.slice();
-    damaged[100] ^= 0xff;
+    damaged[100] = damaged[100]! ^ 0xff;
     writeFileSync(join(dir, `${hash}.safetensors`), damaged);
     assert.equal(await cache.get(hash), undefined, 'a corrupted file is not returned');
     assert.ok(!readdirSync(dir).includes(`${hash}.safetensors`), 'and is removed');
@@ -77,7 +77,7 @@ describe('weights cache', () => {
     assert.ok((await cache.get(ha!)) !== undefined, 'a is cached');
     await cache.put(hc!, c);
     assert.equal(await cache.get(hb!), undefined, 'b, least recently used, was evicted');
-    a[0] ^= 1; // the caller scribbled on bytes it had handed over
+    a[0] = a[0]! ^ 1; // the caller scribbled on bytes it had handed over
     assert.equal(await cache.get(ha!), undefined, 'changed bytes fail verification');
   });
 
