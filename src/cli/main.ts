@@ -3,6 +3,7 @@
 import '../train/runtime/worker-threads.node.ts';
 import { Command } from 'commander';
 import { demoCommand } from './commands/demo.ts';
+import { joinCommand } from './commands/join.ts';
 import { serveCommand } from './commands/serve.ts';
 import { trainCommand } from './commands/train.ts';
 
@@ -12,6 +13,7 @@ const program = new Command()
   .showHelpAfterError()
   .addCommand(trainCommand())
   .addCommand(demoCommand())
-  .addCommand(serveCommand());
+  .addCommand(serveCommand())
+  .addCommand(joinCommand());
 
 await program.parseAsync(process.argv);
