@@ -231,7 +231,8 @@ class LeaseLoop {
     } catch (e) {
       if (signal?.aborted) return abandon('stopped', 'stopped');
       if (isTransient(e)) return abandon('deadline', asError(e).message);
-      if (e instanceof CoordinatorError && e.code === 'not_found') return abandon('rejected', e.message, true);
+      // A version gone from the store, or a download that failed its hash check: this lease is lost, not the device.
+      if (e instanceof CoordinatorError && (e.code === 'not_found' || e.code === 'bad_response')) return abandon('rejected', e.message, true);
       throw e;
     }
     try {

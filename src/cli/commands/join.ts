@@ -30,7 +30,13 @@ export interface JoinOptions {
 export async function joinRun(url: string, opts: JoinOptions, signal: AbortSignal): Promise<LoopSummary> {
   const client = new CoordinatorClient(url);
   const say = opts.quiet ? () => {} : (line: string) => console.log(line);
-  const run = await withRetry(() => client.getRun(opts.run, signal), { signal });
+  const run = await withRetry(() => client.getRun(opts.run, signal), {
+    signal,
+    // Devices may start before their coordinator (the demo, a fleet restart): wait for it, saying so.
+    onRetry: (e, attempt, ms) => {
+      if (attempt === 0 || !opts.quiet) console.error(`tessera join: coordinator not reachable (${(e as Error).message}); retrying in ${(ms / 1000).toFixed(1)} s`);
+    },
+  });
   if (!(TASK_NAMES as readonly string[]).includes(run.task)) {
     throw new Error(`run ${run.runId} trains task ${run.task}, which this device has no data for (known: ${TASK_NAMES.join(', ')})`);
   }
