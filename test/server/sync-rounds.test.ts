@@ -11,6 +11,7 @@ import { encodeUpdate } from '../../src/core/protocol/update-wire.ts';
 import { decodeSafetensors } from '../../src/core/safetensors.ts';
 import type { Tensor } from '../../src/core/tensor.ts';
 import { Coordinator } from '../../src/server/coordinator/coordinator.ts';
+import type { DeviceRecord } from '../../src/server/store/store.ts';
 
 describe('synchronous rounds', () => {
   it('over-selects, closes on the cohort, drops stragglers, and closes late rounds on the deadline', async () => {
@@ -23,14 +24,14 @@ describe('synchronous rounds', () => {
       aggregation: { mode: 'sync', strategy: { kind: 'fedavg' }, cohort: 2, overSelection: 1.5, roundSeconds: 10, minUpdates: 1 },
     });
     const run = coordinator.run(runId);
-    const devices = [];
+    const devices: DeviceRecord[] = [];
     for (let i = 0; i < 4; i++) {
       const { deviceToken } = await coordinator.registerDevice(runId, joinToken, { memoryMiB: 100, examplesPerSecond: 10 });
       devices.push(await coordinator.authenticateDevice(runId, deviceToken));
     }
     const w0 = decodeSafetensors((await run.weights(0)).bytes).tensors;
     const delta = (value: number) => new Map<string, Tensor>([...w0].map(([n, t]) => [n, { shape: t.shape, data: new Float32Array(t.data.length).fill(value) }]));
-    const upload = (d: (typeof devices)[number], leaseId: string, value: number, examples: number) =>
+    const upload = (d: DeviceRecord, leaseId: string, value: number, examples: number) =>
       run.submitUpdate(d, leaseId, encodeUpdate(delta(value), { numExamples: examples, localSteps: 1, metrics: {} }));
 
     // Round 1: ceil(2 * 1.5) = 3 leases, the fourth device waits.
