@@ -86,8 +86,15 @@ export class CoordinatorClient {
     await this.request('POST', `/v1/runs/${seg(runId)}/devices/${seg(creds.deviceId)}/heartbeat`, { token: creds.deviceToken, body, signal });
   }
 
-  requestLease(runId: string, creds: DeviceCredentials, signal?: AbortSignal): Promise<LeaseResponse> {
-    return this.json('POST', `/v1/runs/${seg(runId)}/leases`, LeaseResponse, { token: creds.deviceToken, body: {}, signal });
+  /**
+   * A lease, with its deadline translated onto this device's clock (now + ttlMs, minus the request's round trip), so
+   * a device whose clock is off still stops in time.
+   */
+  async requestLease(runId: string, creds: DeviceCredentials, signal?: AbortSignal): Promise<LeaseResponse> {
+    const sent = Date.now();
+    const res = await this.json('POST', `/v1/runs/${seg(runId)}/leases`, LeaseResponse, { token: creds.deviceToken, body: {}, signal });
+    if (res.lease === null) return res;
+    return { lease: { ...res.lease, deadline: sent + res.lease.ttlMs } };
   }
 
   getVersion(runId: string, version: number | 'head', signal?: AbortSignal): Promise<VersionInfo> {

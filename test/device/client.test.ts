@@ -10,7 +10,7 @@ const creds = { deviceId: 'dev_1', deviceToken: 'device-token-secret-0123456789'
 const hash = 'ab'.repeat(32);
 const lease = {
   leaseId: 'lease_1', runId: 'run_1', baseVersion: 3, baseHash: hash, plan: { kind: 'full' },
-  recipe: { localSteps: 5, batchSize: 8, lr: 0.01, optimizer: 'sgd' }, deadline: Date.now() + 60_000,
+  recipe: { localSteps: 5, batchSize: 8, lr: 0.01, optimizer: 'sgd' }, deadline: Date.now() + 60_000, ttlMs: 60_000,
 };
 
 let handler: Handler = (_req, res) => sendJson(res, 500, {});
@@ -36,6 +36,11 @@ describe('CoordinatorClient requests', () => {
     assert.equal(got.lease?.leaseId, 'lease_1', 'the lease comes back parsed');
     assert.equal(got.lease?.recipe.proximalMu, 0, 'schema defaults are applied');
     assert.equal(server.seen.at(-1)!.headers.authorization, `Bearer ${creds.deviceToken}`, 'device token as bearer');
+    // A coordinator whose clock is an hour behind: the deadline it names is long past here, its ttl is not.
+    handler = (_req, res) => sendJson(res, 200, { lease: { ...lease, deadline: Date.now() - 3_600_000 } });
+    const skewed = await client.requestLease('run_1', creds);
+    const left = skewed.lease!.deadline - Date.now();
+    assert.ok(left > 55_000 && left <= 60_000, `the deadline is translated onto this device's clock (${left} ms left)`);
     handler = (_req, res) => sendJson(res, 200, { lease: null, reason: 'buffer full', retryAfterMs: 250 });
     const none = await client.requestLease('run_1', creds);
     assert.deepEqual(none, { lease: null, reason: 'buffer full', retryAfterMs: 250 }, 'no lease, with when to ask again');

@@ -72,7 +72,7 @@ class FakeCoordinator {
       return sendJson(res, 200, {
         lease: {
           leaseId: `lease_${this.leases}`, runId: 'run_1', baseVersion: 0, baseHash: hash, plan: { kind: 'full' },
-          recipe, deadline: Date.now() + this.leaseMs,
+          recipe, deadline: Date.now() + this.leaseMs, ttlMs: this.leaseMs,
         },
       });
     }

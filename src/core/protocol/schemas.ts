@@ -53,8 +53,10 @@ export const Lease = z.object({
   baseHash: z.string().regex(/^[0-9a-f]{64}$/),
   plan: Plan,
   recipe: Recipe,
-  /** Milliseconds since the epoch after which the coordinator rejects the update. */
+  /** Milliseconds since the epoch (the coordinator's clock) after which the coordinator rejects the update. */
   deadline: z.number().int(),
+  /** The same deadline as milliseconds from when the lease was issued, for devices whose clocks are off. */
+  ttlMs: z.number().int().min(0),
 });
 export type Lease = z.infer<typeof Lease>;
 

@@ -166,7 +166,7 @@ export class RunCoordinator {
     }
     const lease: Lease = {
       leaseId: newId('lease'), runId: this.id, baseVersion: this.state.version, baseHash: this.head.paramsHash,
-      plan: { kind: 'full' }, recipe: this.config.recipe, deadline,
+      plan: { kind: 'full' }, recipe: this.config.recipe, deadline, ttlMs: deadline - now,
     };
     await this.deps.store.createLease({
       id: lease.leaseId, runId: this.id, deviceId: device.id, baseVersion: lease.baseVersion, body: JSON.stringify(lease),
