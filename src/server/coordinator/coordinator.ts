@@ -30,6 +30,8 @@ export class Coordinator {
   readonly events: RunEvents;
   readonly metrics: CoordinatorMetrics;
   private readonly runs = new Map<string, RunCoordinator>();
+  /** Runs that could not be loaded (a corrupt or missing file), with why: reported, never half-loaded. */
+  private readonly broken = new Map<string, string>();
   private readonly adminTokenHash: string;
   private ticker: NodeJS.Timeout | undefined;
 
@@ -51,7 +53,14 @@ export class Coordinator {
     };
     const coordinator = new Coordinator(deps, options.adminToken);
     for (const record of await store.listRuns()) {
-      coordinator.runs.set(record.id, await RunCoordinator.open(deps, record));
+      try {
+        coordinator.runs.set(record.id, await RunCoordinator.open(deps, record));
+      } catch (e) {
+        // One damaged run must not keep the others down; it stays out of service until repaired.
+        const why = e instanceof Error ? e.message : String(e);
+        coordinator.broken.set(record.id, why);
+        deps.log(`run ${record.id} could not be loaded and is out of service: ${why}`);
+      }
     }
     coordinator.ticker = setInterval(() => {
       for (const run of coordinator.runs.values()) run.tick().catch((e) => deps.log(`run ${run.id}: ${String(e)}`));
@@ -80,8 +89,10 @@ export class Coordinator {
 
   run(runId: string): RunCoordinator {
     const run = this.runs.get(runId);
-    if (run === undefined) throw new ProtocolError('not_found', `no run ${runId}`);
-    return run;
+    if (run !== undefined) return run;
+    const why = this.broken.get(runId);
+    if (why !== undefined) throw new ProtocolError('unavailable', `run ${runId} is out of service: ${why}`);
+    throw new ProtocolError('not_found', `no run ${runId}`);
   }
 
   listRuns(): RunCoordinator[] {
