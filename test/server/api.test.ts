@@ -56,7 +56,11 @@ async function head(): Promise<number> {
 }
 
 before(async () => {
-  srv = await startCoordinator({ dataDir: mkdtempSync(join(tmpdir(), 'tessera-api-')), port: 0, adminToken: ADMIN, evaluate: false, log: () => {} });
+  // Rate limits have their own test below; here they must not interfere.
+  srv = await startCoordinator({
+    dataDir: mkdtempSync(join(tmpdir(), 'tessera-api-')), port: 0, adminToken: ADMIN, evaluate: false, log: () => {},
+    perDevice: { perSecond: 1000, burst: 1000 },
+  });
   const created = await call('/v1/runs', {
     method: 'POST', token: ADMIN,
     body: JSON.stringify({
@@ -99,9 +103,30 @@ describe('coordinator API: happy path', () => {
     assert.equal(again.status, 304, 'cached weights are not sent again');
   });
 
+  it('streams live events: an accepted update appears on the run\'s event stream', async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${srv.url}/v1/runs/${runId}/events`, { signal: controller.signal });
+    assert.equal(res.headers.get('content-type')?.split(';')[0], 'text/event-stream', 'server-sent events');
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const l = await lease();
+    const base = await weights();
+    const upload_ = upload(l.leaseId, encodeUpdate(deltaLike(base, () => 0.001), { numExamples: 2, localSteps: 1, metrics: {} }));
+    let text = '';
+    while (!/event: update\ndata: /.test(text)) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, 'the stream stays open until an update event arrives');
+      text += value;
+    }
+    const data = JSON.parse(text.split('event: update\ndata: ')[1]!.split('\n')[0]!);
+    assert.equal(data.runId, runId, 'the event names the run');
+    assert.equal(data.baseVersion, l.baseVersion, 'and the update\'s base version');
+    assert.equal((await upload_).status, 202, 'the update was accepted');
+    controller.abort();
+  });
+
   it('exposes Prometheus metrics and a health check', async () => {
     const text = await (await fetch(`${srv.url}/metrics`)).text();
-    assert.match(text, new RegExp(`tessera_updates_accepted_total\\{run="${runId}"\\} 2`), 'accepted updates are counted');
+    assert.match(text, new RegExp(`tessera_updates_accepted_total\\{run="${runId}"\\} 3`), 'accepted updates are counted');
     assert.equal((await call('/v1/health')).body.ok, true, 'health answers');
   });
 });
@@ -218,5 +243,28 @@ describe('coordinator API: bad input gets a clear error and changes nothing', ()
     assert.ok(r.body.retryAfterMs > 0, 'tells the device when to ask again');
     await call(`/v1/runs/${runId}/resume`, { method: 'POST', token: ADMIN });
     assert.ok((await lease()).leaseId, 'leases again after resume');
+  });
+});
+
+describe('coordinator API: rate limits', () => {
+  it('answers a device that asks too often with 429 and Retry-After, and serves it again later', async () => {
+    const limited = await startCoordinator({
+      dataDir: mkdtempSync(join(tmpdir(), 'tessera-rate-')), port: 0, adminToken: ADMIN, evaluate: false, log: () => {},
+      perDevice: { perSecond: 20, burst: 3 },
+    });
+    const post = async (path: string, token: string, body: unknown) => {
+      const r = await fetch(limited.url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: r.status, retryAfter: r.headers.get('retry-after'), body: await r.json() };
+    };
+    const run = (await post('/v1/runs', ADMIN, { name: 'rate', task: 'fashion-mlp', model: MODEL })).body;
+    const dev = (await post(`/v1/runs/${run.runId}/devices`, run.joinToken, { profile: { memoryMiB: 1, examplesPerSecond: 1 } })).body;
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push(await post(`/v1/runs/${run.runId}/leases`, dev.deviceToken, {}));
+    assert.deepEqual(statuses.map((r) => r.status), [200, 200, 200, 429], 'a burst of 3, then refused');
+    assert.equal(statuses[3]!.body.error.code, 'rate_limited', 'rate_limited code');
+    assert.ok(Number(statuses[3]!.retryAfter) >= 1, 'Retry-After tells the device when to come back');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await post(`/v1/runs/${run.runId}/leases`, dev.deviceToken, {})).status, 200, 'the bucket refills');
+    await limited.close();
   });
 });
