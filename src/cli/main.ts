@@ -4,6 +4,7 @@ import '../train/runtime/worker-threads.node.ts';
 import { Command } from 'commander';
 import { demoCommand } from './commands/demo.ts';
 import { joinCommand } from './commands/join.ts';
+import { runsCommand } from './commands/runs.ts';
 import { serveCommand } from './commands/serve.ts';
 import { trainCommand } from './commands/train.ts';
 
@@ -14,6 +15,13 @@ const program = new Command()
   .addCommand(trainCommand())
   .addCommand(demoCommand())
   .addCommand(serveCommand())
-  .addCommand(joinCommand());
+  .addCommand(joinCommand())
+  .addCommand(runsCommand());
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  // Expected failures (bad config, coordinator refused) read as one message, not a stack trace.
+  console.error(`tessera: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+}

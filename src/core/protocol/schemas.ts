@@ -35,10 +35,10 @@ export type Plan = z.infer<typeof Plan>;
 
 /** How a device trains inside a lease. */
 export const Recipe = z.object({
-  localSteps: z.number().int().min(1).max(100_000),
-  batchSize: z.number().int().min(1).max(65_536),
-  lr: z.number().positive(),
-  optimizer: z.enum(['adamw', 'sgd']),
+  localSteps: z.number().int().min(1).max(100_000).default(20),
+  batchSize: z.number().int().min(1).max(65_536).default(16),
+  lr: z.number().positive().default(2e-3),
+  optimizer: z.enum(['adamw', 'sgd']).default('adamw'),
   /** FedProx proximal coefficient (0: plain local training). */
   proximalMu: z.number().min(0).default(0),
   clipGradNorm: z.number().positive().optional(),

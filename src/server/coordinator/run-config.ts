@@ -32,7 +32,7 @@ export const RunConfig = z.object({
   model: ModelSpec.optional(),
   seed: z.number().int().default(0),
   aggregation: Aggregation.prefault({ mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 4 } }),
-  recipe: Recipe.prefault({ localSteps: 20, batchSize: 16, lr: 2e-3, optimizer: 'adamw', proximalMu: 0, clipGradNorm: 1 }),
+  recipe: Recipe.prefault({ clipGradNorm: 1 }),
   lease: z.object({ seconds: z.number().positive().max(7 * 24 * 3600).default(300) }).strict().prefault({}),
   limits: z.object({
     /** Updates with a larger L2 norm are rejected (a poisoning and divergence guard). */
