@@ -6,11 +6,14 @@
 // by the sum of p_i.
 
 import { forEachRange } from '../coverage.ts';
+import { createSumVector, type SumVector } from '../update-math.ts';
 import { StrategyError, type ClientUpdate, type PseudoGradient } from './types.ts';
 
 export interface Accumulator {
   /** Sum over folded updates of weight * delta (only over covered coordinates). */
   readonly sum: Float32Array;
+  /** What folds into `sum` (sum === vector.data): WebAssembly SIMD where the runtime has it, bit-identical otherwise. */
+  readonly vector: SumVector;
   /** Total mass folded, over all updates. */
   mass: number;
   /**
@@ -27,7 +30,8 @@ export interface Accumulator {
 }
 
 export function createAccumulator(size: number): Accumulator {
-  return { sum: new Float32Array(size), mass: 0, coordMass: null, count: 0, stepsMass: 0, spent: false };
+  const vector = createSumVector(size);
+  return { sum: vector.data, vector, mass: 0, coordMass: null, count: 0, stepsMass: 0, spent: false };
 }
 
 /**
@@ -36,10 +40,10 @@ export function createAccumulator(size: number): Accumulator {
  */
 export function foldUpdate(acc: Accumulator, update: ClientUpdate, weight: number, mass: number): void {
   if (acc.spent) throw new StrategyError('accumulator was already applied; begin a new one');
-  const { sum } = acc;
+  const { sum, vector } = acc;
   const d = update.delta;
   if (update.coverage === undefined) {
-    for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + weight * d[i]!;
+    vector.addScaled(weight, d);
     if (acc.coordMass !== null) {
       const cm = acc.coordMass;
       for (let i = 0; i < cm.length; i++) cm[i] = cm[i]! + mass;
@@ -47,10 +51,8 @@ export function foldUpdate(acc: Accumulator, update: ClientUpdate, weight: numbe
   } else {
     const cm = (acc.coordMass ??= new Float32Array(sum.length).fill(acc.mass));
     forEachRange(update.coverage, (start, end) => {
-      for (let i = start; i < end; i++) {
-        sum[i] = sum[i]! + weight * d[i]!;
-        cm[i] = cm[i]! + mass;
-      }
+      vector.addScaled(weight, d, start, end);
+      for (let i = start; i < end; i++) cm[i] = cm[i]! + mass;
     });
   }
   acc.mass += mass;
