@@ -28,7 +28,7 @@ const METADATA_KEY = '__metadata__';
 
 /** Bytes per element of the dtypes the decoder converts to float32. */
 const DTYPE_BYTES = { F32: 4, F16: 2, BF16: 2 } as const;
-type Dtype = keyof typeof DTYPE_BYTES;
+export type SafetensorsDtype = keyof typeof DTYPE_BYTES;
 
 export function encodeSafetensors(record: TensorRecord, metadata?: Readonly<Record<string, string>>): Uint8Array {
   const names = [...record.keys()].sort(byCodeUnits);
@@ -70,15 +70,39 @@ export function encodeSafetensors(record: TensorRecord, metadata?: Readonly<Reco
   return out;
 }
 
-interface Entry {
+/** Where one tensor's bytes lie: [begin, end) relative to the start of the data section. */
+export interface SafetensorsEntry {
   readonly name: string;
-  readonly dtype: Dtype;
+  readonly dtype: SafetensorsDtype;
   readonly shape: number[];
   readonly begin: number;
   readonly end: number;
 }
 
+/** A checked header: everything decodeSafetensors verifies, without reading (or copying) any tensor bytes. */
+export interface SafetensorsIndex {
+  /** In data order (by begin), tiling the data section exactly. */
+  readonly entries: readonly SafetensorsEntry[];
+  readonly metadata: Record<string, string>;
+  /** Offset of the data section in the file. */
+  readonly dataStart: number;
+}
+
 export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
+  const { entries, metadata, dataStart } = indexSafetensors(bytes);
+  const tensors = new Map<string, Tensor>();
+  for (const e of entries) {
+    const raw = bytes.subarray(dataStart + e.begin, dataStart + e.end);
+    tensors.set(e.name, { shape: e.shape, data: toFloat32(raw, e.dtype) });
+  }
+  return { tensors, metadata };
+}
+
+/**
+ * Parses and checks the header of a safetensors file. For readers that place the tensor bytes themselves, e.g. the
+ * update decoder, which reads an upload's data section as the flat vector it already is.
+ */
+export function indexSafetensors(bytes: Uint8Array): SafetensorsIndex {
   if (bytes.length < 8) {
     throw new SafetensorsError(`file is ${bytes.length} bytes, too short for the 8-byte header length`);
   }
@@ -95,7 +119,7 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
   const dataLength = bytes.length - dataStart;
 
   let metadata: Record<string, string> = {};
-  const entries: Entry[] = [];
+  const entries: SafetensorsEntry[] = [];
   for (const [name, info] of Object.entries(header)) {
     if (name === METADATA_KEY) metadata = parseMetadata(info);
     else entries.push(parseEntry(name, info));
@@ -121,13 +145,7 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
   if (covered < dataLength) {
     throw new SafetensorsError(`${dataLength - covered} trailing data bytes after the last tensor belong to no tensor`);
   }
-
-  const tensors = new Map<string, Tensor>();
-  for (const e of entries) {
-    const raw = bytes.subarray(dataStart + e.begin, dataStart + e.end);
-    tensors.set(e.name, { shape: e.shape, data: toFloat32(raw, e.dtype) });
-  }
-  return { tensors, metadata };
+  return { entries, metadata, dataStart };
 }
 
 function parseHeader(raw: Uint8Array): Record<string, unknown> {
@@ -157,7 +175,7 @@ function parseMetadata(info: unknown): Record<string, string> {
   return info as Record<string, string>;
 }
 
-function parseEntry(name: string, info: unknown): Entry {
+function parseEntry(name: string, info: unknown): SafetensorsEntry {
   const bad = (what: string): SafetensorsError => new SafetensorsError(`tensor '${name}': ${what}`);
   if (!isObject(info)) throw bad(`info must be an object, got ${describe(info)}`);
   const { dtype, shape, data_offsets: offsets } = info;
@@ -171,14 +189,14 @@ function parseEntry(name: string, info: unknown): Entry {
     throw bad(`data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offsets)}`);
   }
   const [begin, end] = offsets as [number, number];
-  const bytes = (shape as number[]).reduce((n, d) => n * d, DTYPE_BYTES[dtype as Dtype]);
+  const bytes = (shape as number[]).reduce((n, d) => n * d, DTYPE_BYTES[dtype as SafetensorsDtype]);
   if (!Number.isSafeInteger(bytes) || bytes !== end - begin) {
     throw bad(`shape [${shape.join(', ')}] of ${dtype} needs ${bytes} bytes but data_offsets [${begin}, ${end}) span ${end - begin}`);
   }
-  return { name, dtype: dtype as Dtype, shape: shape as number[], begin, end };
+  return { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end };
 }
 
-function toFloat32(raw: Uint8Array, dtype: Dtype): Float32Array {
+function toFloat32(raw: Uint8Array, dtype: SafetensorsDtype): Float32Array {
   // slice() copies into a fresh, aligned buffer: the file's bytes may sit at any offset.
   if (dtype === 'F32') return new Float32Array(raw.slice().buffer);
   const n = raw.length / 2;

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { coverageFromRanges } from '../../src/core/coverage.ts';
 import { decodeSafetensors, encodeSafetensors } from '../../src/core/safetensors.ts';
-import { accumulatorBytes } from '../../src/core/strategies/accumulator.ts';
+import { accumulatorBytes, type Accumulator } from '../../src/core/strategies/accumulator.ts';
 import { diloco } from '../../src/core/strategies/diloco.ts';
 import { fedAsyncStep } from '../../src/core/strategies/fedasync.ts';
 import { fedAvg } from '../../src/core/strategies/fedavg.ts';
@@ -18,6 +18,7 @@ import { stalenessWeight } from '../../src/core/strategies/staleness.ts';
 import { StrategyError, type ClientUpdate, type ServerState, type Strategy } from '../../src/core/strategies/types.ts';
 import { InvalidUpdateError, validateUpdate, type UpdateProblem } from '../../src/core/strategies/validate-update.ts';
 import { tensor } from '../../src/core/tensor.ts';
+import { createSumVector } from '../../src/core/update-math.ts';
 
 const f = (...xs: number[]): Float32Array => Float32Array.from(xs);
 const upd = (delta: number[], numExamples = 1, extra: Partial<ClientUpdate> = {}): ClientUpdate => ({
@@ -166,6 +167,29 @@ test('memory: the accumulator does not grow with the number of folded updates or
     first.delta.fill(1e6); // the accumulator holds no reference to a folded update
     assert.equal(strategy.apply(state, acc).params[0], 1);
   }
+});
+
+test('a model-sized accumulator folds with SIMD, bit-identically to the plain loop, with and without coverage', () => {
+  const size = 20_000;
+  const strategy = fedBuff({ bufferSize: 100 });
+  const state = { ...strategy.init(new Float32Array(size)), version: 2 };
+  const simd = strategy.begin(state);
+  assert.equal(simd.vector.simd, true);
+  const vector = createSumVector(size, { simd: false });
+  const plain: Accumulator = { ...strategy.begin(state), sum: vector.data, vector };
+  const updates = [0, 1, 2].flatMap((baseVersion) => [undefined, coverageFromRanges(size, [[3, 9001], [12_000, 19_999]])].map((coverage) => ({
+    delta: Float32Array.from({ length: size }, (_, i) => Math.sin(i * (baseVersion + 1)) * 10 ** ((i % 5) - 2)),
+    numExamples: 1,
+    baseVersion,
+    ...(coverage === undefined ? {} : { coverage }),
+  })));
+  for (const u of updates) {
+    strategy.fold(simd, u, state);
+    strategy.fold(plain, u, state);
+  }
+  assert.deepEqual(new Uint32Array(simd.sum.slice().buffer), new Uint32Array(plain.sum.slice().buffer));
+  assert.deepEqual(simd.coordMass, plain.coordMass);
+  assert.deepEqual(strategy.apply(state, simd).params, strategy.apply(state, plain).params);
 });
 
 test('validation: NaN, wrong shape and bad counts are rejected before touching the accumulator', () => {

@@ -6,6 +6,20 @@ import { CoverageError, validateCoverage } from '../coverage.ts';
 import { allFinite, firstNonFinite } from '../update-math.ts';
 import type { ClientUpdate } from './types.ts';
 
+// Deltas known to hold only finite numbers because whoever created them scanned them first (decodeUpdate does, while
+// computing the norm). validateUpdate skips its scan for these: the scan is validation's one pass over the whole
+// model, and on the server path it would otherwise run three times per update (decode, submit, fold). Weak, so it
+// keeps nothing alive; keyed by the array, so a delta nobody vouched for is always scanned.
+const vouched = new WeakSet<Float32Array>();
+
+/**
+ * Records that every element of `delta` is finite, so validateUpdate need not scan it. Only for code that has just
+ * scanned an array it created and hands on unmodified: writing to `delta` afterwards would void the promise.
+ */
+export function vouchFinite(delta: Float32Array): void {
+  vouched.add(delta);
+}
+
 export type UpdateProblem = 'shape' | 'non-finite' | 'examples' | 'local-steps' | 'base-version' | 'coverage';
 
 export class InvalidUpdateError extends Error {
@@ -24,7 +38,7 @@ export function validateUpdate(update: ClientUpdate, size: number): void {
   if (delta.length !== size) {
     throw new InvalidUpdateError('shape', `update delta has ${delta.length} values, the model has ${size}`);
   }
-  if (!allFinite(delta)) {
+  if (!vouched.has(delta) && !allFinite(delta)) {
     throw new InvalidUpdateError('non-finite', `update delta has a non-finite value at index ${firstNonFinite(delta)}`);
   }
   if (!(Number.isFinite(numExamples) && numExamples > 0)) {
