@@ -29,8 +29,24 @@ export type RegisterResponse = z.infer<typeof RegisterResponse>;
 
 export const HeartbeatRequest = z.object({ profile: DeviceProfile.optional() }).strict();
 
-/** Which part of the model a lease trains. Issue 3 hands out full-model plans; submodel plans come with the planner. */
-export const Plan = z.object({ kind: z.literal('full') });
+/**
+ * Which part of the model a lease trains (src/core/submodel/submodel.ts cuts and merges it; src/core/planner picks it):
+ * - full: the whole model;
+ * - width: every hidden dimension cut to ceil(ratio * n) units (GPT: whole heads), a window of units that starts at
+ *   (offset + i * shift) mod n in the i-th dimension: offset = shift = 0 is HeteroFL's static slice (Diao et al.,
+ *   ICLR 2021), a moving offset FedRolex's rolling window (Alam et al., NeurIPS 2022);
+ * - depth: `count` transformer blocks from `start` (wrapping around, kept in model order), the rest skipped.
+ */
+export const Plan = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('full') }),
+  z.object({
+    kind: z.literal('width'),
+    ratio: z.number().gt(0).max(1),
+    offset: z.number().int().min(0).max(2 ** 31).default(0),
+    shift: z.number().int().min(0).max(2 ** 31).default(0),
+  }).strict(),
+  z.object({ kind: z.literal('depth'), start: z.number().int().min(0).max(2 ** 31), count: z.number().int().min(1).max(2 ** 31) }).strict(),
+]);
 export type Plan = z.infer<typeof Plan>;
 
 /** How a device trains inside a lease. */
