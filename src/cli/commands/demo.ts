@@ -93,7 +93,8 @@ export function demoCommand(): Command {
       const runner = coordinator.run(run.runId);
       const task = await loadTask('shakespeare');
       const baseline = task.baseline.value;
-      console.log(`run ${run.runId}: ${DEMO_RUN.task}, resuming at version ${runner.headVersion}; dashboard data: ${running.url}/v1/runs/${run.runId}`);
+      const at = runner.headVersion === 0 ? 'at version 0' : `resuming at version ${runner.headVersion}`;
+      console.log(`run ${run.runId}: ${DEMO_RUN.task}, ${at}; run state: ${running.url}/v1/runs/${run.runId}`);
       console.log(`held-out loss to beat: ${baseline.toFixed(3)} nats/char (${task.baseline.label})`);
 
       const devices = Array.from({ length: opts.devices }, (_, i) => startDevice(running.url, run, i, task.shards, join(opts.dataDir, 'devices')));
