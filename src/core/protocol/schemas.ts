@@ -43,7 +43,8 @@ export const Plan = z.discriminatedUnion('kind', [
     kind: z.literal('width'),
     ratio: z.number().gt(0).max(1),
     offset: z.number().int().min(0).max(2 ** 31).default(0),
-    shift: z.number().int().min(0).max(2 ** 31).default(0),
+    /** Absent means 0 (FedRolex: every dimension's window starts at the same offset). */
+    shift: z.number().int().min(0).max(2 ** 31).optional(),
   }).strict(),
   z.object({ kind: z.literal('depth'), start: z.number().int().min(0).max(2 ** 31), count: z.number().int().min(1).max(2 ** 31) }).strict(),
 ]);

@@ -1,0 +1,52 @@
+// Submodel extraction and merging for every plan kind: the server (or a device) cuts the plan's submodel out of the
+// global parameters, the device trains it as an ordinary model of submodelSpec(spec, plan) with the unchanged train
+// layer, and the server scatters its delta back with the coverage of exactly the coordinates the submodel holds, for
+// the coverage-aware strategies (src/core/strategies/accumulator.ts) to average each coordinate over the updates that
+// trained it. Exact: embed(extract(p)) reproduces p on the covered coordinates and nothing else.
+import type { Coverage } from '../coverage.ts';
+import type { ModelSpec } from '../model-spec.ts';
+import type { Plan } from '../protocol/schemas.ts';
+import type { Tensor, TensorRecord } from '../tensor.ts';
+import { depthSlices, depthSubSpec } from './depth.ts';
+import { parameterLayout, parameterShapes } from './shapes.ts';
+import { embedSlices, extractSlices, sliceCoverage, tensorSlice, type TensorSlice } from './slice.ts';
+import { widthSlices, widthSubSpec } from './width.ts';
+
+export { SubmodelError } from './slice.ts';
+
+/** The spec of the smaller model a plan trains: a device builds and trains it like any other model. */
+export function submodelSpec<S extends ModelSpec>(spec: S, plan: Plan): S {
+  switch (plan.kind) {
+    case 'full': return spec;
+    case 'width': return widthSubSpec(spec, plan.ratio);
+    // Only a GPT has a depth plan (depthSubSpec throws otherwise), so S is GptSpec here.
+    case 'depth': return depthSubSpec(spec, plan) as S;
+  }
+}
+
+/** Per tensor of the submodel: which global tensor and which indices of it. */
+export function planSlices(spec: ModelSpec, plan: Plan): TensorSlice[] {
+  switch (plan.kind) {
+    case 'full': return parameterShapes(spec).map(([name, shape]) => tensorSlice(name, shape, shape.map(() => null)));
+    case 'width': return widthSlices(spec, plan);
+    case 'depth': return depthSlices(spec, plan);
+  }
+}
+
+/** The submodel's parameters (copies), named and shaped as submodelSpec(spec, plan)'s model expects. */
+export function extract(globalParams: TensorRecord, spec: ModelSpec, plan: Plan): Map<string, Tensor> {
+  return extractSlices(globalParams, planSlices(spec, plan));
+}
+
+/**
+ * A submodel delta scattered into the global flat layout (parameterLayout(spec)), zero outside the submodel, with the
+ * coverage of exactly the coordinates the submodel holds: a ClientUpdate's delta and coverage.
+ */
+export function embed(subDelta: TensorRecord, spec: ModelSpec, plan: Plan): { delta: Float32Array; coverage: Coverage } {
+  return embedSlices(subDelta, planSlices(spec, plan), parameterLayout(spec));
+}
+
+/** The coordinates of the global flat layout a plan trains. */
+export function planCoverage(spec: ModelSpec, plan: Plan): Coverage {
+  return sliceCoverage(planSlices(spec, plan), parameterLayout(spec));
+}
