@@ -151,7 +151,7 @@ export function createSumVector(size: number, options: { simd?: boolean } = {}):
 // than shipped as a binary; where SIMD is missing, validation fails and the plain loops run instead. In WAT:
 //
 //   (import "m" "memory" (memory 1))
-//   (func $axpy (param $y i32) (param $x i32) (param $n i32) (param $a f64)   ;; n floats, n % 4 == 0, byte pointers
+//   (func $axpy (param $y i32) (param $x i32) (param $n i32) (param $a f64)   ;; n floats, n % 8 == 0, byte pointers
 //     per 4 floats: y[0..4] = demote(promote(y) + a * promote(x)), two float64x2 halves at a time
 //   (func $add (param $y i32) (param $x i32) (param $n i32)                  ;; the a === 1 case, in float32
 //     per 4 floats: y[0..4] = f32x4.add(y, x)
