@@ -6,7 +6,7 @@
 import type { Coverage } from '../coverage.ts';
 import type { ModelSpec } from '../model-spec.ts';
 import type { Plan } from '../protocol/schemas.ts';
-import type { Tensor, TensorRecord } from '../tensor.ts';
+import { unflatten, type ParamLayout, type Tensor, type TensorRecord } from '../tensor.ts';
 import { depthSlices, depthSubSpec } from './depth.ts';
 import { parameterLayout, parameterShapes } from './shapes.ts';
 import { embedSlices, extractSlices, sliceCoverage, tensorSlice, type TensorSlice } from './slice.ts';
@@ -49,4 +49,14 @@ export function embed(subDelta: TensorRecord, spec: ModelSpec, plan: Plan): { de
 /** The coordinates of the global flat layout a plan trains. */
 export function planCoverage(spec: ModelSpec, plan: Plan): Coverage {
   return sliceCoverage(planSlices(spec, plan), parameterLayout(spec));
+}
+
+/** The flat layout of the plan's submodel: the layout a device's upload for this plan is decoded in. */
+export function submodelLayout(spec: ModelSpec, plan: Plan): ParamLayout {
+  return parameterLayout(submodelSpec(spec, plan));
+}
+
+/** embed for a submodel delta that is already flat in submodelLayout(spec, plan), as decodeUpdate returns it. */
+export function embedFlat(subDelta: Float32Array, spec: ModelSpec, plan: Plan): { delta: Float32Array; coverage: Coverage } {
+  return embed(unflatten(subDelta, submodelLayout(spec, plan)), spec, plan);
 }

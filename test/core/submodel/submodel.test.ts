@@ -12,7 +12,7 @@ import { fedAvg } from '../../../src/core/strategies/fedavg.ts';
 import { fedBuff } from '../../../src/core/strategies/fedbuff.ts';
 import { flatten, numel, unflatten, type Tensor, type TensorRecord } from '../../../src/core/tensor.ts';
 import { parameterCount, parameterLayout, parameterShapes } from '../../../src/core/submodel/shapes.ts';
-import { embed, extract, planCoverage, submodelSpec, SubmodelError } from '../../../src/core/submodel/submodel.ts';
+import { embed, embedFlat, extract, planCoverage, submodelLayout, submodelSpec, SubmodelError } from '../../../src/core/submodel/submodel.ts';
 import { keptWindows, widthStructure } from '../../../src/core/submodel/width.ts';
 import { createModel } from '../../../src/train/models/registry.ts';
 
@@ -118,6 +118,9 @@ describe('extract and embed', () => {
             assert.equal(t.data[i], Math.fround(before[i]! + p[i]!), `${name}[${i}] is not old + perturbation`);
           }
         }
+        const flat = embedFlat(flatten(perturb, submodelLayout(spec, plan)), spec, plan);
+        assert.deepEqual(flat.delta, delta, 'embedFlat of the flat submodel delta is embed');
+        assert.deepEqual(flat.coverage, coverage, 'with the same coverage');
         // And embedding the extracted parameters reproduces the global parameters on the covered coordinates.
         const back = embed(sub, spec, plan).delta;
         for (let i = 0; i < back.length; i++) {
