@@ -9,6 +9,7 @@ import type { DeviceProfile, Lease, Recipe } from '../core/protocol/schemas.ts';
 import { encodeUpdate } from '../core/protocol/update-wire.ts';
 import { Rng } from '../core/rng.ts';
 import { decodeSafetensors } from '../core/safetensors.ts';
+import { extract, submodelSpec } from '../core/submodel/submodel.ts';
 import type { Tensor } from '../core/tensor.ts';
 import { allFinite, delta } from '../core/update-math.ts';
 import type { HostBatch, Model } from '../train/models/model.ts';
@@ -86,7 +87,6 @@ class LeaseLoop {
   /** True from a fresh registration until the coordinator first accepts the new token. */
   private unproven = false;
   private profile: DeviceProfile;
-  private readonly model: Model;
   private trainer: { key: string; trainer: Trainer } | undefined;
   private sampler: { batchSize: number; next: () => HostBatch } | undefined;
   private base: { hash: string; tensors: Map<string, Tensor> } | undefined;
@@ -96,7 +96,6 @@ class LeaseLoop {
 
   constructor(private readonly o: LeaseLoopOptions) {
     this.profile = { ...o.profile, ...(o.shard === undefined ? {} : { shard: o.shard }) };
-    this.model = createModel(o.model);
     this.now = o.now ?? Date.now;
     this.slowdown = Math.max(1, o.slowdown ?? 1);
   }
@@ -254,8 +253,11 @@ class LeaseLoop {
     const { client, runId, signal } = this.o;
     if (this.now() > lastMoment) return abandon('deadline', 'the lease ran out before training could start');
     if (this.base?.hash !== lease.baseHash) this.base = { hash: lease.baseHash, tensors: decodeSafetensors(bytes).tensors };
-    const base = this.base.tensors;
-    const trainer = await this.trainerFor(lease.recipe, base);
+    // A submodel plan (HeteroFL/FedRolex width, or a subset of blocks) trains a smaller model cut from the base; the
+    // update is that model's delta, which the coordinator embeds back with its coverage.
+    const spec = submodelSpec(this.o.model, lease.plan);
+    const base = lease.plan.kind === 'full' ? this.base.tensors : extract(this.base.tensors, this.o.model, lease.plan);
+    const trainer = await this.trainerFor(lease.recipe, spec, base);
     const next = this.batches(lease.recipe.batchSize);
 
     const { localSteps, lr } = lease.recipe;
@@ -313,22 +315,22 @@ class LeaseLoop {
     return 'uploaded';
   }
 
-  /** One Trainer for as long as the optimizer settings stay the same; each lease loads its base into it. */
-  private async trainerFor(recipe: Recipe, base: Map<string, Tensor>): Promise<Trainer> {
+  /** One Trainer for as long as the model and optimizer settings stay the same; each lease loads its base into it. */
+  private async trainerFor(recipe: Recipe, spec: ModelSpec, base: Map<string, Tensor>): Promise<Trainer> {
     const trainRecipe: TrainRecipe = {
       optimizer: { kind: recipe.optimizer, lr: recipe.lr },
       proximalMu: recipe.proximalMu,
       ...(recipe.clipGradNorm === undefined ? {} : { clipGradNorm: recipe.clipGradNorm }),
     };
     // The learning rate is passed per step, so it is not part of what a Trainer is built for.
-    const key = JSON.stringify([recipe.optimizer, recipe.proximalMu, recipe.clipGradNorm ?? null]);
+    const key = JSON.stringify([spec, recipe.optimizer, recipe.proximalMu, recipe.clipGradNorm ?? null]);
     if (this.trainer?.key === key) {
       this.trainer.trainer.load(base);
       return this.trainer.trainer;
     }
     this.trainer?.trainer.dispose();
     this.trainer = undefined;
-    const trainer = await Trainer.create(this.model, base, trainRecipe);
+    const trainer = await Trainer.create(createModel(spec), base, trainRecipe);
     this.trainer = { key, trainer };
     return trainer;
   }

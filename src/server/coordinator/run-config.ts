@@ -40,6 +40,20 @@ export const RunConfig = z.object({
     /** Upload size limit; default: the model's fp32 size plus room for the header. */
     maxUpdateBytes: z.number().int().positive().optional(),
   }).strict().prefault({}),
+  /**
+   * Heterogeneity-aware planning (src/core/planner): when present, each lease's plan (full model or a submodel that
+   * fits the device's memory), local steps and deadline come from the device's profile; when absent, every device
+   * trains the full model with `recipe` and the lease's deadline is `lease.seconds`.
+   */
+  planner: z.object({
+    /** How devices too small for the model take part: rolling width windows (FedRolex), static slices (HeteroFL),
+     * a subset of blocks, or not at all ('none': they get no lease). */
+    submodels: z.enum(['rolling', 'static', 'depth', 'none']).default('rolling'),
+    /** Seconds of local training a lease should take on any device. */
+    leaseSeconds: z.number().positive().default(60),
+    minSteps: z.number().int().min(1).default(1),
+    maxSteps: z.number().int().min(1).default(10_000),
+  }).strict().optional(),
   eval: z.object({
     /** Evaluate every n-th version on the task's held-out data (0: never). */
     everyVersions: z.number().int().min(0).default(1),

@@ -14,7 +14,10 @@ import { InvalidUpdateError, validateUpdate } from '../../core/strategies/valida
 import { decodeSafetensors, encodeSafetensors } from '../../core/safetensors.ts';
 import { flatten, layoutOf, unflatten, type ParamLayout, type Tensor } from '../../core/tensor.ts';
 import { ProtocolError } from '../../core/protocol/errors.ts';
-import type { DeviceProfile, Lease, LeaseResponse, UpdateAccepted, VersionInfo } from '../../core/protocol/schemas.ts';
+import type { DeviceProfile, Lease, LeaseResponse, Plan, UpdateAccepted, VersionInfo } from '../../core/protocol/schemas.ts';
+import { PlannerError } from '../../core/planner/errors.ts';
+import { initialPlannerState, plan as planLease, type PlannerConfig, type PlannerState } from '../../core/planner/planner.ts';
+import { embedFlat, submodelLayout } from '../../core/submodel/submodel.ts';
 import { decodeUpdate } from '../../core/protocol/update-wire.ts';
 import { loadTask } from '../../device/tasks/registry.node.ts';
 import { createModel } from '../../train/models/registry.ts';
@@ -64,6 +67,9 @@ export class RunCoordinator {
   private tail: Promise<unknown> = Promise.resolve();
   private round: Round | undefined;
   private readonly evaluator: Evaluator | undefined;
+  private readonly planner: PlannerConfig | undefined;
+  // Rolling-window counters; restarting them after a coordinator restart only shifts where the windows start.
+  private plannerState: PlannerState = initialPlannerState;
 
   private constructor(
     private record: RunRecord,
@@ -75,6 +81,13 @@ export class RunCoordinator {
     private head: VersionRecord,
   ) {
     this.acc = strategy.begin(state);
+    const p = config.planner;
+    this.planner = p === undefined ? undefined : {
+      spec: config.model, leaseSeconds: p.leaseSeconds, recipe: config.recipe, submodels: p.submodels,
+      minSteps: p.minSteps, maxSteps: p.maxSteps,
+      // Devices download the whole base version and cut their submodel themselves.
+      network: { download: 'full' },
+    };
     this.evaluator = deps.evaluate && config.eval.everyVersions > 0
       ? new Evaluator(
           () => loadTask(config.task),
@@ -154,7 +167,21 @@ export class RunCoordinator {
   async issueLease(device: DeviceRecord): Promise<LeaseResponse> {
     if (this.record.status === 'paused') return { lease: null, reason: 'the run is paused', retryAfterMs: 10_000 };
     const now = this.deps.now();
+    let plan: Plan = { kind: 'full' };
+    let recipe = this.config.recipe;
     let deadline = now + this.config.lease.seconds * 1000;
+    if (this.planner !== undefined) {
+      try {
+        const decided = planLease(JSON.parse(device.profile) as DeviceProfile, this.planner, this.plannerState);
+        this.plannerState = decided.state;
+        ({ plan, recipe } = decided);
+        deadline = now + decided.deadlineSeconds * 1000;
+      } catch (e) {
+        // A device that cannot hold even the smallest submodel (or is excluded by policy) gets no work, and why.
+        if (e instanceof PlannerError) return { lease: null, reason: e.message, retryAfterMs: 3_600_000 };
+        throw e;
+      }
+    }
     const agg = this.config.aggregation;
     if (agg.mode === 'sync') {
       const round = await this.currentRound(now);
@@ -166,7 +193,7 @@ export class RunCoordinator {
     }
     const lease: Lease = {
       leaseId: newId('lease'), runId: this.id, baseVersion: this.state.version, baseHash: this.head.paramsHash,
-      plan: { kind: 'full' }, recipe: this.config.recipe, deadline, ttlMs: deadline - now,
+      plan, recipe, deadline, ttlMs: deadline - now,
     };
     await this.deps.store.createLease({
       id: lease.leaseId, runId: this.id, deviceId: device.id, baseVersion: lease.baseVersion, body: JSON.stringify(lease),
@@ -181,8 +208,11 @@ export class RunCoordinator {
   async submitUpdate(device: DeviceRecord, leaseId: string, bytes: Uint8Array): Promise<UpdateAccepted> {
     try {
       const lease = await this.checkLease(device, leaseId);
-      const decoded = decodeUpdate(bytes, this.layout, this.config.limits.maxUpdateNorm);
-      const update: ClientUpdate = { delta: decoded.delta, numExamples: decoded.numExamples, localSteps: decoded.localSteps, baseVersion: lease.baseVersion };
+      const decoded = decodeUpdate(bytes, this.layoutOf(lease.plan), this.config.limits.maxUpdateNorm);
+      const update: ClientUpdate = {
+        ...this.toGlobal(decoded.delta, lease.plan),
+        numExamples: decoded.numExamples, localSteps: decoded.localSteps, baseVersion: lease.baseVersion,
+      };
       validateUpdate(update, this.layout.size);
       const blobHash = await this.deps.blobs.put(bytes);
       return await this.serial(async () => {
@@ -256,7 +286,17 @@ export class RunCoordinator {
     if (this.config.aggregation.mode === 'sync' && lease.baseVersion !== this.state.version) {
       throw new ProtocolError('lease_expired', `lease ${leaseId} belongs to round ${lease.baseVersion}, which has closed`);
     }
-    return lease;
+    return { ...lease, plan: (JSON.parse(lease.body) as Lease).plan };
+  }
+
+  /** The flat layout an update for `plan` arrives in: the model's, or its submodel's. */
+  private layoutOf(plan: Plan): ParamLayout {
+    return plan.kind === 'full' ? this.layout : submodelLayout(this.config.model, plan);
+  }
+
+  /** An update's delta in the global layout, with the coverage of a submodel plan (HeteroFL/FedRolex merging). */
+  private toGlobal(delta: Float32Array, plan: Plan): Pick<ClientUpdate, 'delta' | 'coverage'> {
+    return plan.kind === 'full' ? { delta } : embedFlat(delta, this.config.model, plan);
   }
 
   private async foldAndMaybeCommit(record: UpdateRecord, update: ClientUpdate): Promise<void> {
@@ -333,9 +373,12 @@ export class RunCoordinator {
         this.deps.events.emit({ type: 'warning', runId: this.id, message });
         continue;
       }
-      const decoded = decodeUpdate(bytes, this.layout, Infinity);
+      const lease = await this.deps.store.getLease(this.id, record.leaseId);
+      const plan = lease === undefined ? ({ kind: 'full' } as const) : (JSON.parse(lease.body) as Lease).plan;
+      const decoded = decodeUpdate(bytes, this.layoutOf(plan), Infinity);
       await this.foldAndMaybeCommit(record, {
-        delta: decoded.delta, numExamples: record.numExamples, localSteps: record.localSteps, baseVersion: record.baseVersion,
+        ...this.toGlobal(decoded.delta, plan),
+        numExamples: record.numExamples, localSteps: record.localSteps, baseVersion: record.baseVersion,
       });
     }
   }
