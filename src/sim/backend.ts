@@ -1,0 +1,36 @@
+// What the engine needs from local training: the two modes plug in here. Full mode runs the real Trainer on the
+// device's real data shard (full-backend.node.ts); fast mode replaces training by a closed-form cost model on a
+// synthetic objective (fast-backend.ts). The engine owns time, bytes, availability and the strategy; a backend only
+// turns (base parameters, device shard, recipe) into a delta and scores versions.
+
+export interface LocalTraining {
+  readonly device: number;
+  readonly shard: number;
+  /** The lease's base version's parameters; read-only. */
+  readonly base: Float32Array;
+  readonly localSteps: number;
+  readonly batchSize: number;
+  /** Seeds the lease's batch sampling and noise, so a lease trains the same way in every run with the same seed. */
+  readonly seed: number;
+}
+
+export interface TrainedDelta {
+  /** trained - base, over the whole flat vector. */
+  readonly delta: Float32Array;
+  readonly trainLoss?: number;
+}
+
+export interface SimBackend {
+  /** What the strategies fold: the flat parameter vector's length. */
+  readonly length: number;
+  /** Nominal model size, for bytes and memory (equal to `length` in full mode). */
+  readonly parameters: number;
+  /** Data shards devices are spread over. */
+  readonly shards: number;
+  /** The metric names `evaluate` returns, the first being the one plotted. */
+  readonly metrics: readonly string[];
+  initialParams(): Float32Array;
+  train(job: LocalTraining): Promise<TrainedDelta> | TrainedDelta;
+  evaluate(params: Float32Array): Promise<Record<string, number>> | Record<string, number>;
+  dispose(): void;
+}

@@ -1,0 +1,73 @@
+// Fast mode's stand-in for local training: a synthetic non-IID objective whose local training has a closed form, so a
+// lease costs O(dimension) arithmetic instead of a forward and backward pass, and a simulation of 100,000 devices and
+// 1,000,000 leases still folds real deltas through the real strategies and measures a real (synthetic) quality.
+//
+// The objective is the classic quadratic model of federated optimisation (as in the analyses of Li et al., "On the
+// Convergence of FedAvg on Non-IID Data", ICLR 2020): device i holds data whose optimum is c_s for its shard s, with
+// local loss f_s(w) = 1/2 ||w - c_s||^2, and the population's objective is the device-weighted mean
+//     F(w) = 1/2 ||w - c_bar||^2 + 1/2 mean_i ||c_{s(i)} - c_bar||^2,   c_bar = mean_i c_{s(i)}.
+// K steps of SGD with rate lr and gradient noise sigma from w0 give, per coordinate,
+//     w_K = c_s + (1 - lr)^K (w0 - c_s) + noise,   Var(noise) = sigma^2 lr^2 (1 - (1 - lr)^(2K)) / (1 - (1 - lr)^2),
+// which is what `train` returns (as w_K - w0). Client drift, staleness and who is excluded all move the server's w
+// away from c_bar, so they show up in F exactly as they would in a real model's loss, only without the noise of
+// real training. Reported metrics: `loss` = F(w) and `excessLoss` = F(w) - min F.
+import { Rng } from '../core/rng.ts';
+import type { LocalTraining, SimBackend, TrainedDelta } from './backend.ts';
+
+export interface FastBackendOptions {
+  dimension: number;
+  parameters: number;
+  shards: number;
+  clientSpread: number;
+  localLr: number;
+  gradientNoise: number;
+  seed: number;
+}
+
+export function fastBackend(o: FastBackendOptions, deviceShards: Int32Array): SimBackend {
+  const { dimension: dim, shards, localLr: lr, gradientNoise: sigma } = o;
+  const rng = new Rng(o.seed);
+  const centers = new Float32Array(shards * dim);
+  for (let i = 0; i < centers.length; i++) centers[i] = o.clientSpread * rng.normal();
+  // c_bar and the irreducible part of F over the whole population, excluded devices included: excluding devices
+  // does not change what the run is supposed to learn.
+  const counts = new Float64Array(shards);
+  for (const s of deviceShards) counts[s]! += 1;
+  const n = deviceShards.length;
+  const cBar = new Float64Array(dim);
+  for (let s = 0; s < shards; s++) for (let j = 0; j < dim; j++) cBar[j]! += (counts[s]! / n) * centers[s * dim + j]!;
+  let floor = 0;
+  for (let s = 0; s < shards; s++) {
+    let sq = 0;
+    for (let j = 0; j < dim; j++) sq += (centers[s * dim + j]! - cBar[j]!) ** 2;
+    floor += (counts[s]! / n) * 0.5 * sq;
+  }
+
+  return {
+    length: dim,
+    parameters: o.parameters,
+    shards,
+    metrics: ['loss', 'excessLoss'],
+    // Start at a fixed distance from the optimum in every direction, so runs with different seeds are comparable.
+    initialParams: () => Float32Array.from(cBar, (c) => c + 3),
+    train(job: LocalTraining): TrainedDelta {
+      const keep = (1 - lr) ** job.localSteps;
+      const q = (1 - lr) ** 2;
+      const noiseSd = sigma * lr * Math.sqrt(q === 1 ? job.localSteps : (1 - keep * keep) / (1 - q));
+      const noise = new Rng(job.seed);
+      const delta = new Float32Array(dim);
+      const off = job.shard * dim;
+      for (let j = 0; j < dim; j++) {
+        const w0 = job.base[j]!;
+        delta[j] = (1 - keep) * (centers[off + j]! - w0) + noiseSd * noise.normal();
+      }
+      return { delta };
+    },
+    evaluate(params) {
+      let sq = 0;
+      for (let j = 0; j < dim; j++) sq += (params[j]! - cBar[j]!) ** 2;
+      return { loss: floor + 0.5 * sq, excessLoss: 0.5 * sq };
+    },
+    dispose() {},
+  };
+}

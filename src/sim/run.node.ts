@@ -1,0 +1,94 @@
+// One simulation from a validated config: load the phone list and (full mode) the task, fix the reference throughput,
+// draw the population, pick the plans, run the engine; and write the results (JSON and SVG plots) to a folder.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Rng } from '../core/rng.ts';
+import type { SimBackend } from './backend.ts';
+import type { SimConfig } from './config.ts';
+import { Simulation, type SimProgress } from './engine.ts';
+import { fastBackend } from './fast-backend.ts';
+import { fullModelMemoryMiB, fullModelPlans, type AssignPlan } from './plans.ts';
+import { loadPhoneList } from './population.node.ts';
+import { drawPopulation, type PhoneRecord, type Population } from './population.ts';
+import type { DeviceColumns, SimResult } from './results.ts';
+import { lineChart } from './svg.ts';
+
+export interface RunOptions {
+  /** Replaces the config's plan policy: how the planner plugs in. Gets the full model's size and memory need. */
+  plans?: (model: { parameters: number; memoryMiB: number }, config: SimConfig) => AssignPlan;
+  onProgress?: (p: SimProgress) => void;
+  /** Called once the reference throughput is known (measured in full mode, or from the config). */
+  onReference?: (examplesPerSecond: number, measured: boolean) => void;
+  phones?: readonly PhoneRecord[];
+}
+
+export interface RunOutput {
+  result: SimResult;
+  devices: DeviceColumns;
+}
+
+export async function runSimulation(config: SimConfig, options: RunOptions = {}): Promise<RunOutput> {
+  const phones = options.phones ?? (await loadPhoneList());
+  const rng = new Rng(config.seed);
+  const popRng = rng.fork();
+  const fastSeed = rng.fork().int(2 ** 31);
+  const ref = config.population.referenceExamplesPerSecond;
+  if (config.mode === 'fast') {
+    if (ref === 'measure') throw new Error('fast mode needs population.referenceExamplesPerSecond as a number');
+    options.onReference?.(ref, false);
+    const population = drawPopulation(config.population, phones, { shards: config.fast.shards, referenceExamplesPerSecond: ref, rng: popRng });
+    return simulate(config, population, fastBackend({ ...config.fast, seed: fastSeed }, population.shard), options);
+  }
+  // Imported here so that fast mode never loads the tensor runtime.
+  const { fullBackend } = await import('./full-backend.node.ts');
+  const backend = await fullBackend({ task: config.task!, recipe: config.recipe, eval: config.eval, seed: config.seed });
+  try {
+    const reference = ref === 'measure' ? await backend.measureThroughput(config.recipe.batchSize) : ref;
+    options.onReference?.(reference, ref === 'measure');
+    const population = drawPopulation(config.population, phones, { shards: backend.shards, referenceExamplesPerSecond: reference, rng: popRng });
+    return await simulate(config, population, backend, options);
+  } finally {
+    backend.dispose();
+  }
+}
+
+async function simulate(config: SimConfig, population: Population, backend: SimBackend, options: RunOptions): Promise<RunOutput> {
+  const parameters = backend.parameters;
+  const model = { parameters, memoryMiB: config.plans.memoryMiB ?? fullModelMemoryMiB(parameters, config.plans.overheadMiB) };
+  const assignPlan = options.plans?.(model, config) ?? fullModelPlans(config.plans.policy, model, config.recipe);
+  const sim = new Simulation({ config, population, backend, assignPlan, model, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
+  const result = await sim.run();
+  return { result, devices: sim.deviceColumns() };
+}
+
+/** Writes results.json, devices.json and the two quality plots into `dir`; returns the paths written. */
+export function writeResults(dir: string, out: RunOutput): string[] {
+  mkdirSync(dir, { recursive: true });
+  const { result } = out;
+  const files: Array<[string, string]> = [
+    ['results.json', JSON.stringify(result, null, 1) + '\n'],
+    ['devices.json', JSON.stringify(out.devices) + '\n'],
+  ];
+  // The target's metric when there is one (the line drawn is its value), else the mode's main metric.
+  const metric = result.target?.metric ?? result.metrics[0]!;
+  const points = (x: (v: SimResult['versions'][number]) => number) =>
+    result.versions.filter((v) => v.metrics[metric] !== undefined).map((v) => [x(v), v.metrics[metric]!] as const);
+  const hline = result.target === null ? undefined : { y: result.target.value, label: `target ${result.target.metric} ${result.target.value}` };
+  const series = (x: (v: SimResult['versions'][number]) => number) => [{ name: `${result.name} (${result.aggregation.split(',')[0]})`, points: points(x) }];
+  // A log axis when the metric is positive and spans two orders of magnitude (a loss falling from its start).
+  const values = result.versions.map((v) => v.metrics[metric]).filter((v): v is number => v !== undefined);
+  const logY = values.length > 0 && Math.min(...values) > 0 && Math.max(...values) / Math.min(...values) > 100;
+  files.push(['quality-vs-hours.svg', lineChart({
+    title: `${result.name}: held-out ${metric} against virtual time`, xLabel: 'virtual hours', yLabel: metric,
+    series: series((v) => v.hours), logY, ...(hline ? { hline } : {}),
+  })]);
+  files.push(['quality-vs-bytes.svg', lineChart({
+    title: `${result.name}: held-out ${metric} against bytes moved`, xLabel: 'GB moved (down + up)', yLabel: metric,
+    series: series((v) => (v.bytesDown + v.bytesUp) / 1e9), logY, ...(hline ? { hline } : {}),
+  })]);
+  return files.map(([name, text]) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  });
+}
