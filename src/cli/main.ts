@@ -6,6 +6,7 @@ import { demoCommand } from './commands/demo.ts';
 import { joinCommand } from './commands/join.ts';
 import { runsCommand } from './commands/runs.ts';
 import { serveCommand } from './commands/serve.ts';
+import { simCommand } from './commands/sim.ts';
 import { trainCommand } from './commands/train.ts';
 
 const program = new Command()
@@ -16,7 +17,8 @@ const program = new Command()
   .addCommand(demoCommand())
   .addCommand(serveCommand())
   .addCommand(joinCommand())
-  .addCommand(runsCommand());
+  .addCommand(runsCommand())
+  .addCommand(simCommand());
 
 try {
   await program.parseAsync(process.argv);
