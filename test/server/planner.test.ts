@@ -6,13 +6,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import type { ModelSpec } from '../../src/core/model-spec.ts';
 import { encodeUpdate } from '../../src/core/protocol/update-wire.ts';
 import { decodeSafetensors } from '../../src/core/safetensors.ts';
 import { extract } from '../../src/core/submodel/submodel.ts';
 import type { Tensor } from '../../src/core/tensor.ts';
 import { Coordinator } from '../../src/server/coordinator/coordinator.ts';
 
-const MODEL = { kind: 'mlp', inputs: 784, hidden: [512, 256], classes: 10 } as const;
+const MODEL: ModelSpec = { kind: 'mlp', inputs: 784, hidden: [512, 256], classes: 10 };
 
 describe('planner in the coordinator', () => {
   it('gives small devices submodels and folds their updates where they cover', async () => {
