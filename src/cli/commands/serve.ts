@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { newToken } from '../../server/coordinator/auth.ts';
+import type { RateLimit } from '../../server/http/rate-limit.ts';
 import { startCoordinator, type RunningCoordinator } from '../../server/http/serve.node.ts';
 
 export interface ServeCliOptions {
@@ -11,6 +12,17 @@ export interface ServeCliOptions {
   port: number;
   host: string;
   eval: boolean;
+  rateLimitDevice?: RateLimit;
+  rateLimitAddress?: RateLimit;
+}
+
+/** "perSecond[:burst]", e.g. "5:20"; burst defaults to twice the rate. */
+function rateLimit(flag: string) {
+  return (v: string): RateLimit => {
+    const [rate, burst] = v.split(':').map(Number);
+    if (!(rate! > 0) || (burst !== undefined && !(burst >= 1))) throw new InvalidArgumentError(`${flag} takes perSecond[:burst], e.g. 5:20`);
+    return { perSecond: rate!, burst: burst ?? Math.max(1, 2 * rate!) };
+  };
 }
 
 /** The admin token: TESSERA_ADMIN_TOKEN, else one generated once and kept (mode 0600) in the data directory. */
@@ -28,7 +40,11 @@ export function adminToken(dataDir: string): { token: string; source: string } {
 
 export async function serveCoordinator(opts: ServeCliOptions): Promise<RunningCoordinator> {
   const { token, source } = adminToken(opts.dataDir);
-  const running = await startCoordinator({ dataDir: opts.dataDir, port: opts.port, host: opts.host, adminToken: token, evaluate: opts.eval });
+  const running = await startCoordinator({
+    dataDir: opts.dataDir, port: opts.port, host: opts.host, adminToken: token, evaluate: opts.eval,
+    ...(opts.rateLimitDevice ? { perDevice: opts.rateLimitDevice } : {}),
+    ...(opts.rateLimitAddress ? { perAddress: opts.rateLimitAddress } : {}),
+  });
   // The URL line is machine-read by tests and the demo; the token itself is never printed.
   console.log(`tessera coordinator listening on ${running.url}`);
   console.log(`admin token: ${source}; data: ${opts.dataDir}`);
@@ -46,6 +62,8 @@ export function serveCommand(): Command {
     }, 8787)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--no-eval', 'do not evaluate versions on held-out data')
+    .option('--rate-limit-device <perSecond[:burst]>', 'requests a device may make (default 5:20)', rateLimit('--rate-limit-device'))
+    .option('--rate-limit-address <perSecond[:burst]>', 'requests one client address may make (default 500:1000)', rateLimit('--rate-limit-address'))
     .action(async (opts: ServeCliOptions) => {
       const running = await serveCoordinator(opts);
       const stop = () => void running.close().then(() => process.exit(0));
