@@ -1,13 +1,17 @@
 // What the engine needs from local training: the two modes plug in here. Full mode runs the real Trainer on the
 // device's real data shard (full-backend.node.ts); fast mode replaces training by a closed-form cost model on a
 // synthetic objective (fast-backend.ts). The engine owns time, bytes, availability and the strategy; a backend only
-// turns (base parameters, device shard, recipe) into a delta and scores versions.
+// turns (base parameters, device shard, plan, recipe) into a delta and scores versions.
+import type { Coverage } from '../core/coverage.ts';
+import type { Plan } from '../core/protocol/schemas.ts';
 
 export interface LocalTraining {
   readonly device: number;
   readonly shard: number;
   /** The lease's base version's parameters; read-only. */
   readonly base: Float32Array;
+  /** Which part of the model the lease trains. */
+  readonly plan: Plan;
   readonly localSteps: number;
   readonly batchSize: number;
   /** Seeds the lease's batch sampling and noise, so a lease trains the same way in every run with the same seed. */
@@ -15,8 +19,10 @@ export interface LocalTraining {
 }
 
 export interface TrainedDelta {
-  /** trained - base, over the whole flat vector. */
+  /** trained - base, over the whole flat vector (zero outside `coverage`). */
   readonly delta: Float32Array;
+  /** The coordinates a submodel plan trained; absent for the full model. */
+  readonly coverage?: Coverage;
   readonly trainLoss?: number;
 }
 

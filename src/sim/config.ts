@@ -75,7 +75,23 @@ export const SimConfig = z.object({
      *  Adam moments in float32) plus overheadMiB. */
     memoryMiB: z.number().positive().optional(),
     overheadMiB: z.number().min(0).default(32),
+    /** Leases expire this long after they are issued (the coordinator's lease.seconds); none when absent. */
+    leaseSeconds: z.number().positive().optional(),
   }).strict().prefault({}),
+  /**
+   * Heterogeneity-aware planning with the real planner (src/core/planner), written as in a run config: when present,
+   * it decides every lease's plan (full model or a submodel that fits the device), local steps and deadline, and
+   * `plans` is ignored. Full mode only: submodels are cut from a real model.
+   */
+  planner: z.object({
+    submodels: z.enum(['rolling', 'static', 'depth', 'none']).default('rolling'),
+    /** Seconds of local training a lease should take on any device. */
+    leaseSeconds: z.number().positive().default(60),
+    minSteps: z.number().int().min(1).default(1),
+    maxSteps: z.number().int().min(1).default(10_000),
+    /** 'full': devices fetch the whole base version and cut their submodel (as live devices do); 'plan': only it. */
+    download: z.enum(['full', 'plan']).default('full'),
+  }).strict().optional(),
   network: z.object({
     bytesPerParamDown: z.number().positive().default(4),
     bytesPerParamUp: z.number().positive().default(4),
@@ -119,6 +135,9 @@ export const SimConfig = z.object({
       code: 'custom', path: ['aggregation', 'strategy', 'kind'],
       message: `async mode needs a strategy that decides when to step on its own (fedbuff); '${c.aggregation.strategy.kind}' needs sync rounds`,
     });
+  }
+  if (c.mode === 'fast' && c.planner !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['planner'], message: 'the planner cuts submodels from a real model: use full mode, or plans.policy in fast mode' });
   }
   if (c.mode === 'fast' && c.population.referenceExamplesPerSecond === 'measure') {
     ctx.addIssue({

@@ -26,7 +26,7 @@ import { InvalidUpdateError } from '../core/strategies/validate-update.ts';
 import { DAY, EventQueue, HOUR, sinceDaily, type SimEvent } from './clock.ts';
 import type { SimBackend } from './backend.ts';
 import { metricGoal, type SimConfig } from './config.ts';
-import type { AssignPlan, SimDevice, SimPlan } from './plans.ts';
+import { planLabel, type AssignPlan, type SimDevice, type SimPlan } from './plans.ts';
 import { summarizePopulation, type Population } from './population.ts';
 import {
   FAILURE_REASONS, type DeviceColumns, type FailureReason, type FoldRecord, type HourRecord, type SimResult, type SimTotals,
@@ -154,6 +154,8 @@ export class Simulation {
   /** Parameters of versions that leases in flight started from (and the current one), with their lease counts. */
   private readonly versions = new Map<number, { params: Float32Array; refs: number }>();
   private readonly leases = new Map<number, Lease>();
+  /** Leases per plan label ("full", "width 1/2", ...). */
+  private readonly planCounts = new Map<string, number>();
   private nextLeaseId = 0;
   private inFlight = 0;
   private stopped = false;
@@ -208,7 +210,7 @@ export class Simulation {
     this.versions.set(0, { params: this.server.params, refs: 0 });
     this.totals = {
       virtualHours: 0, events: 0, leases: 0, completed: 0,
-      failures: { session: 0, dropout: 0, straggler: 0, oom: 0, rejected: 0 },
+      failures: { session: 0, dropout: 0, expired: 0, straggler: 0, oom: 0, rejected: 0 }, plans: {},
       refusals: 0, devicesNeverLeased: 0, inFlightAtEnd: 0, versions: 0, bytesDown: 0, bytesUp: 0, computeSecondsUseful: 0, computeSecondsWasted: 0,
     };
     const t = this.cfg.target;
@@ -396,12 +398,13 @@ export class Simulation {
     const p = this.pop;
     const net = this.cfg.network;
     const base = this.server.version;
-    const downloadBytes = this.cachedVersion[d] === base ? 0 : plan.parameters * net.bytesPerParamDown;
+    const downloadBytes = this.cachedVersion[d] === base ? 0 : (plan.downloadParameters ?? plan.parameters) * net.bytesPerParamDown;
     const uploadBytes = plan.parameters * net.bytesPerParamUp;
     const trainStart = this.now + net.rttSeconds + (downloadBytes * 8) / (p.downMbps[d]! * 1e6);
-    const computeSec = (plan.localSteps * plan.batchSize) / p.examplesPerSecond[d]!;
+    const computeSec = (plan.localSteps * plan.batchSize) / (plan.examplesPerSecond ?? p.examplesPerSecond[d]!);
     const trainEnd = trainStart + computeSec;
     const arrive = trainEnd + (uploadBytes * 8) / (p.upMbps[d]! * 1e6);
+    const expiresAt = plan.deadlineSeconds === undefined ? Infinity : this.now + plan.deadlineSeconds;
 
     // What ends the lease early, if anything: out of memory when training starts, a dropout, the session's end.
     const tier = p.tiers[p.tier[d]!]!;
@@ -410,6 +413,8 @@ export class Simulation {
     let failReason: FailureReason | undefined;
     if (p.memoryMiB[d]! < plan.memoryMiB) [failAt, failReason] = [trainStart, 'oom'];
     if (dropoutAt < failAt) [failAt, failReason] = [dropoutAt, 'dropout'];
+    // An upload that would land after the deadline is refused: the lease is lost when it expires.
+    if (arrive > expiresAt && expiresAt < failAt) [failAt, failReason] = [expiresAt, 'expired'];
     const sessionEnd = this.sessionEnd[d]!;
     // SESSION_END ends a lease its session does not outlast; it was queued first, so it wins a tie with the arrival.
     const bySession = sessionEnd <= arrive && sessionEnd < failAt;
@@ -427,6 +432,8 @@ export class Simulation {
     this.inFlight++;
     this.leaseCount[d]!++;
     this.totals.leases++;
+    const label = planLabel(plan.plan);
+    this.planCounts.set(label, (this.planCounts.get(label) ?? 0) + 1);
     this.totals.bytesDown += downloadBytes;
     if (lease.failAt >= trainStart) this.cachedVersion[d] = base;
     if (failReason === undefined) this.queue.push(trainEnd, TRAIN_DONE, d, id);
@@ -440,13 +447,14 @@ export class Simulation {
     if (lease === undefined) return; // dropped (a sync round closed) before training ended
     const base = this.versions.get(lease.baseVersion)!.params;
     const job = {
-      device: lease.device, shard: this.pop.shard[lease.device]!, base, localSteps: lease.plan.localSteps,
+      device: lease.device, shard: this.pop.shard[lease.device]!, base, plan: lease.plan.plan, localSteps: lease.plan.localSteps,
       batchSize: lease.plan.batchSize, seed: (Math.imul(this.cfg.seed, 0x9e3779b1) ^ id) | 0,
     };
     const out = this.backend.train(job);
-    const { delta } = out instanceof Promise ? await out : out;
+    const { delta, coverage } = out instanceof Promise ? await out : out;
     lease.update = {
       delta, numExamples: lease.plan.localSteps * lease.plan.batchSize, localSteps: lease.plan.localSteps, baseVersion: lease.baseVersion,
+      ...(coverage === undefined ? {} : { coverage }),
     };
     this.queue.push(lease.arrive, ARRIVE, lease.device, id);
   }
@@ -597,7 +605,10 @@ export class Simulation {
   // ---- results ----
 
   private result(wallSeconds: number): SimResult {
-    const totals = { ...this.totals, failures: { ...this.totals.failures }, virtualHours: this.now / HOUR, inFlightAtEnd: this.inFlight };
+    const totals = {
+      ...this.totals, failures: { ...this.totals.failures }, virtualHours: this.now / HOUR, inFlightAtEnd: this.inFlight,
+      plans: Object.fromEntries([...this.planCounts].sort(([a], [b]) => (a < b ? -1 : 1))),
+    };
     let never = 0;
     for (let d = 0; d < this.pop.size; d++) if (this.leaseCount[d] === 0 && this.refusalCount[d]! > 0) never++;
     totals.devicesNeverLeased = never;

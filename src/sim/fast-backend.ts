@@ -51,6 +51,10 @@ export function fastBackend(o: FastBackendOptions, deviceShards: Int32Array): Si
     // Start at a fixed distance from the optimum in every direction, so runs with different seeds are comparable.
     initialParams: () => Float32Array.from(cBar, (c) => c + 3),
     train(job: LocalTraining): TrainedDelta {
+      if (job.plan.kind !== 'full') {
+        // The quadratic has no layers to slice: a submodel's effect on quality cannot be modelled honestly here.
+        throw new RangeError(`fast mode models full-model plans only, got a '${job.plan.kind}' plan; run submodel plans in full mode`);
+      }
       const keep = (1 - lr) ** job.localSteps;
       const q = (1 - lr) ** 2;
       const noiseSd = sigma * lr * Math.sqrt(q === 1 ? job.localSteps : (1 - keep * keep) / (1 - q));

@@ -1,10 +1,15 @@
 // Full mode's local training: the real Trainer on the device's real data shard (Fashion-MNIST with Dirichlet label
-// skew, Tiny Shakespeare by speaking role), and real held-out evaluation of versions. One compiled Trainer serves
-// every lease and every evaluation in turn (`load` swaps parameters without recompiling): the simulator trains
-// leases one after another on this machine, in virtual-time order.
+// skew, Tiny Shakespeare by speaking role), and real held-out evaluation of versions. A lease whose plan is a
+// submodel (a width slice or a block window, from the planner) trains exactly that submodel: it is cut out of the
+// base version (core/submodel extract), trained as an ordinary model of its own spec, and its delta scattered back
+// with the coverage of the coordinates it holds (embed), as a device and the coordinator do it live.
+// One compiled Trainer per distinct (sub)model serves every lease and evaluation in turn (`load` swaps parameters
+// without recompiling): the simulator trains leases one after another on this machine, in virtual-time order.
+import type { ModelSpec } from '../core/model-spec.ts';
 import { Rng } from '../core/rng.ts';
-import type { Recipe } from '../core/protocol/schemas.ts';
-import { flatten, layoutOf, unflatten } from '../core/tensor.ts';
+import type { Plan, Recipe } from '../core/protocol/schemas.ts';
+import { embedFlat, extract, submodelSpec } from '../core/submodel/submodel.ts';
+import { flatten, layoutOf, unflatten, type ParamLayout } from '../core/tensor.ts';
 import { benchmarkTraining } from '../device/profile.ts';
 import { fashionMnistTask } from '../device/tasks/fashion-mnist.node.ts';
 import { shakespeareTask } from '../device/tasks/shakespeare.node.ts';
@@ -12,10 +17,12 @@ import type { Task } from '../device/tasks/task.ts';
 import { createModel } from '../train/models/registry.ts';
 import type { HostBatch } from '../train/models/model.ts';
 import { Trainer } from '../train/trainer.ts';
-import type { SimBackend } from './backend.ts';
+import type { LocalTraining, SimBackend, TrainedDelta } from './backend.ts';
 import type { SimConfig } from './config.ts';
 
 export interface FullBackend extends SimBackend {
+  /** The model the run trains (what a planner plans submodels of). */
+  readonly spec: ModelSpec;
   /** This machine's training throughput on the model, examples/s (the reference the population is scaled to). */
   measureThroughput(batchSize: number): Promise<number>;
 }
@@ -40,34 +47,67 @@ export async function fullBackend(options: {
   const model = createModel(spec);
   const layout = layoutOf(model.shapes);
   const initial = flatten(model.init(seed), layout);
-  const trainer = await Trainer.create(model, unflatten(initial, layout), {
+  const trainRecipe = {
     optimizer: { kind: recipe.optimizer, lr: recipe.lr },
     proximalMu: recipe.proximalMu,
     ...(recipe.clipGradNorm === undefined ? {} : { clipGradNorm: recipe.clipGradNorm }),
-  });
+  };
+  const trainers = new Map<string, { trainer: Trainer; layout: ParamLayout }>();
+  const full = { trainer: await Trainer.create(model, unflatten(initial, layout), trainRecipe), layout };
+  trainers.set(JSON.stringify(spec), full);
   // The held-out batches are built once: every version is scored on exactly the same examples.
   const evalSet: HostBatch[] = [...task.evalBatches(options.eval.batchSize, options.eval.batches)];
 
+  async function trainerFor(sub: ModelSpec, params: Map<string, { shape: readonly number[]; data: Float32Array }>) {
+    const key = JSON.stringify(sub);
+    let t = trainers.get(key);
+    if (t === undefined) {
+      const m = createModel(sub);
+      t = { trainer: await Trainer.create(m, params, trainRecipe), layout: layoutOf(m.shapes) };
+      trainers.set(key, t);
+    } else {
+      t.trainer.load(params);
+    }
+    return t;
+  }
+
+  async function steps(trainer: Trainer, job: LocalTraining): Promise<number> {
+    const next = task.trainBatches(job.batchSize, new Rng(job.seed), job.shard % task.shards);
+    let loss = 0;
+    for (let s = 0; s < job.localSteps; s++) loss += await trainer.step(next(), recipe.lr);
+    return loss / job.localSteps;
+  }
+
   return {
+    spec,
     length: layout.size,
     parameters: layout.size,
     shards: task.shards,
     metrics: task.baseline.metric === 'accuracy' ? ['loss', 'accuracy'] : ['loss', 'accuracy', 'perplexity'],
     initialParams: () => initial.slice(),
-    async train(job) {
-      trainer.load(unflatten(job.base, layout));
-      const next = task.trainBatches(job.batchSize, new Rng(job.seed), job.shard % task.shards);
-      let loss = 0;
-      for (let s = 0; s < job.localSteps; s++) loss += await trainer.step(next(), recipe.lr);
-      const trained = flatten(await trainer.parameters(), layout);
-      // trained - base, in place: the trained copy is ours and not needed afterwards.
-      const base = job.base;
-      for (let i = 0; i < trained.length; i++) trained[i] = trained[i]! - base[i]!;
-      return { delta: trained, trainLoss: loss / job.localSteps };
+    async train(job): Promise<TrainedDelta> {
+      const plan: Plan = job.plan;
+      if (plan.kind === 'full') {
+        full.trainer.load(unflatten(job.base, layout));
+        const trainLoss = await steps(full.trainer, job);
+        // trained - base, in place: the trained copy is ours and not needed afterwards.
+        const trained = flatten(await full.trainer.parameters(), layout);
+        const base = job.base;
+        for (let i = 0; i < trained.length; i++) trained[i] = trained[i]! - base[i]!;
+        return { delta: trained, trainLoss };
+      }
+      const subParams = extract(unflatten(job.base, layout), spec, plan);
+      const t = await trainerFor(submodelSpec(spec, plan), subParams);
+      const trainLoss = await steps(t.trainer, job);
+      const subDelta = flatten(await t.trainer.parameters(), t.layout);
+      const subBase = flatten(subParams, t.layout);
+      for (let i = 0; i < subDelta.length; i++) subDelta[i] = subDelta[i]! - subBase[i]!;
+      const { delta, coverage } = embedFlat(subDelta, spec, plan);
+      return { delta, coverage, trainLoss };
     },
     async evaluate(params): Promise<Record<string, number>> {
-      trainer.load(unflatten(params, layout));
-      const r = await trainer.evaluate(evalSet);
+      full.trainer.load(unflatten(params, layout));
+      const r = await full.trainer.evaluate(evalSet);
       const metrics: Record<string, number> = { loss: r.loss, accuracy: r.accuracy };
       if (task.baseline.metric !== 'accuracy') metrics['perplexity'] = r.perplexity;
       return metrics;
@@ -76,6 +116,9 @@ export async function fullBackend(options: {
       const r = await benchmarkTraining(model, task.trainBatches(batchSize, new Rng(seed)), { steps: 10 });
       return r.examplesPerSecond;
     },
-    dispose: () => trainer.dispose(),
+    dispose: () => {
+      for (const t of trainers.values()) t.trainer.dispose();
+      trainers.clear();
+    },
   };
 }

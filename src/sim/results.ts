@@ -42,8 +42,13 @@ export interface HourRecord {
   version: number;
 }
 
-export type FailureReason = 'session' | 'dropout' | 'straggler' | 'oom' | 'rejected';
-export const FAILURE_REASONS: readonly FailureReason[] = ['session', 'dropout', 'straggler', 'oom', 'rejected'];
+/**
+ * Why a lease delivered nothing: its device's session ended; the device dropped out; the lease expired before the
+ * upload could land; a sync round closed without it (straggler); the plan did not fit in memory; the strategy refused
+ * the update (e.g. non-finite after diverged local training).
+ */
+export type FailureReason = 'session' | 'dropout' | 'expired' | 'straggler' | 'oom' | 'rejected';
+export const FAILURE_REASONS: readonly FailureReason[] = ['session', 'dropout', 'expired', 'straggler', 'oom', 'rejected'];
 
 export interface SimTotals {
   virtualHours: number;
@@ -52,6 +57,8 @@ export interface SimTotals {
   /** Updates folded into a version (or into the last, unfinished buffer). */
   completed: number;
   failures: Record<FailureReason, number>;
+  /** Leases by plan ("full", "width 1/2", ...). */
+  plans: Record<string, number>;
   /** Times a device was offered work and the plan policy had none for it (e.g. too little memory). */
   refusals: number;
   /** Devices that never got a lease because of the plan policy. */

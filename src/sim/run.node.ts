@@ -7,7 +7,7 @@ import type { SimBackend } from './backend.ts';
 import type { SimConfig } from './config.ts';
 import { Simulation, type SimProgress } from './engine.ts';
 import { fastBackend } from './fast-backend.ts';
-import { fullModelMemoryMiB, fullModelPlans, type AssignPlan } from './plans.ts';
+import { fullModelMemoryMiB, fullModelPlans, plannerPlans, type AssignPlan } from './plans.ts';
 import { loadPhoneList } from './population.node.ts';
 import { drawPopulation, type PhoneRecord, type Population } from './population.ts';
 import type { DeviceColumns, SimResult } from './results.ts';
@@ -46,7 +46,13 @@ export async function runSimulation(config: SimConfig, options: RunOptions = {})
     const reference = ref === 'measure' ? await backend.measureThroughput(config.recipe.batchSize) : ref;
     options.onReference?.(reference, ref === 'measure');
     const population = drawPopulation(config.population, phones, { shards: backend.shards, referenceExamplesPerSecond: reference, rng: popRng });
-    return await simulate(config, population, backend, options);
+    const p = config.planner;
+    const planner = p === undefined ? undefined : () => plannerPlans({
+      spec: backend.spec, leaseSeconds: p.leaseSeconds, recipe: config.recipe, submodels: p.submodels,
+      minSteps: p.minSteps, maxSteps: p.maxSteps,
+      network: { download: p.download, downloadBytesPerParam: config.network.bytesPerParamDown, uploadBytesPerParam: config.network.bytesPerParamUp },
+    });
+    return await simulate(config, population, backend, { ...options, plans: options.plans ?? planner });
   } finally {
     backend.dispose();
   }
@@ -55,7 +61,7 @@ export async function runSimulation(config: SimConfig, options: RunOptions = {})
 async function simulate(config: SimConfig, population: Population, backend: SimBackend, options: RunOptions): Promise<RunOutput> {
   const parameters = backend.parameters;
   const model = { parameters, memoryMiB: config.plans.memoryMiB ?? fullModelMemoryMiB(parameters, config.plans.overheadMiB) };
-  const assignPlan = options.plans?.(model, config) ?? fullModelPlans(config.plans.policy, model, config.recipe);
+  const assignPlan = options.plans?.(model, config) ?? fullModelPlans(config.plans.policy, model, config.recipe, config.plans.leaseSeconds);
   const sim = new Simulation({ config, population, backend, assignPlan, model, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
   const result = await sim.run();
   return { result, devices: sim.deviceColumns() };

@@ -108,4 +108,17 @@ describe('simulator, fast mode', () => {
     assert.ok(naive.result.totals.failures.oom > 0, 'given the full model anyway, small devices fail out of memory');
     assert.ok(naive.devices.failures.oom.every((n, d) => n === 0 || small[d]), 'only small devices run out of memory');
   });
+
+  it('expires leases that cannot upload before their deadline', async () => {
+    // 2M parameters are 8 MB each way: a phone at the median 8 Mbit/s up needs 8 s to upload, plus training.
+    const { result: r } = await run(config({ population: { devices: 2000, referenceExamplesPerSecond: 200 }, plans: { leaseSeconds: 20 }, stop: { leases: 5000 } }));
+    const t = r.totals;
+    assert.ok(t.failures.expired > 0 && t.completed > 0, `slow devices miss the deadline, fast ones make it: ${JSON.stringify(t.failures)}`);
+    assert.equal(t.leases, t.completed + sum(FAILURE_REASONS.map((k) => t.failures[k])) + t.inFlightAtEnd, 'still every lease accounted for');
+  });
+
+  it('refuses configs the mode cannot run', () => {
+    assert.throws(() => parseSimConfig({ ...config(), planner: {} }), /planner: the planner cuts submodels from a real model/, 'no planner in fast mode');
+    assert.throws(() => parseSimConfig({ ...config(), population: { devices: 10 } }), /referenceExamplesPerSecond: fast mode has no real model/, 'fast mode needs a reference speed');
+  });
 });

@@ -46,4 +46,27 @@ describe('simulator, full mode', () => {
     assert.deepEqual(again.result.versions, r.versions, 'the same seed gives the same versions and metrics');
     assert.deepEqual(again.result.folds, r.folds, 'and the same folds');
   });
+
+  it('runs the real planner: devices too small for the model train width submodels, the tiniest are refused', { timeout: 120_000 }, async () => {
+    const config = parseSimConfig({
+      name: 'planner-test', mode: 'full', seed: 3,
+      task: { name: 'fashion-mlp', model: { kind: 'mlp', inputs: 784, hidden: [64], classes: 10 }, shards: 30, alpha: 0.5 },
+      // Phones get 0.03% of their RAM (0.15-3.7 MiB): the full model needs about 1.3 MiB, its 1/8 width about 0.3.
+      population: { devices: 30, referenceExamplesPerSecond: 3000, tiers: [{ kind: 'phone', memoryFraction: 0.0003 }, { kind: 'desktop', share: 0.1 }] },
+      aggregation: { mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 3 }, concurrency: 9 },
+      recipe: { localSteps: 5, batchSize: 32, lr: 0.005, optimizer: 'adamw' },
+      planner: { submodels: 'rolling', leaseSeconds: 5, maxSteps: 10 },
+      eval: { everyVersions: 4, batches: 5, batchSize: 100 },
+      stop: { versions: 12 },
+    });
+    const { result: r, devices } = await runSimulation(config, { phones: await loadPhoneList() });
+    const plans = r.totals.plans;
+    assert.ok((plans['full'] ?? 0) > 0 && Object.keys(plans).some((k) => k.startsWith('width')), `full and width plans: ${JSON.stringify(plans)}`);
+    assert.ok(r.totals.refusals > 0, 'devices below the smallest submodel are refused');
+    assert.ok(devices.memoryMiB.every((m, d) => m >= 0.29 || devices.leases[d] === 0), 'no device below the 1/8 width gets a lease');
+    assert.equal(r.totals.failures.oom, 0, 'every plan fits the memory of the device it went to');
+    const first = r.versions[0]!.metrics['loss']!;
+    const last = r.versions.at(-1)!.metrics['loss']!;
+    assert.ok(last < first - 0.3, `held-out loss falls with submodel updates folded in: ${first.toFixed(3)} -> ${last.toFixed(3)}`);
+  });
 });

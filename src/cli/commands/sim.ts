@@ -68,9 +68,10 @@ export async function simulate(file: string, opts: SimOptions): Promise<void> {
   const last = r.versions[r.versions.length - 1]!;
   const metrics = Object.entries(last.metrics).map(([k, v]) => `${k} ${v.toPrecision(4)}`).join(', ');
   const f = r.totals.failures;
+  const plans = Object.entries(r.totals.plans).map(([k, n]) => `${n} ${k}`).join(', ');
   console.log(`${r.population.devices} devices, ${r.totals.events} events, ${r.totals.leases} leases (${r.totals.completed} folded; lost: ` +
-    `${f.session} session end, ${f.dropout} dropout, ${f.straggler} straggler, ${f.oom} out of memory, ${f.rejected} rejected), ` +
-    `${r.totals.refusals} refusals`);
+    `${f.session} session end, ${f.dropout} dropout, ${f.expired} expired, ${f.straggler} straggler, ${f.oom} out of memory, ` +
+    `${f.rejected} rejected), ${r.totals.refusals} refusals; plans: ${plans || 'none'}`);
   console.log(`${r.totals.versions} versions in ${r.totals.virtualHours.toFixed(2)} virtual hours; ` +
     `${((r.totals.bytesDown + r.totals.bytesUp) / 1e9).toFixed(2)} GB moved; final ${metrics}`);
   if (r.target !== null) {
