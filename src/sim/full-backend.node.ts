@@ -9,7 +9,7 @@ import type { ModelSpec } from '../core/model-spec.ts';
 import { Rng } from '../core/rng.ts';
 import type { Plan, Recipe } from '../core/protocol/schemas.ts';
 import { embedFlat, extract, submodelSpec } from '../core/submodel/submodel.ts';
-import { flatten, layoutOf, unflatten, type ParamLayout } from '../core/tensor.ts';
+import { flatten, layoutOf, unflatten, type ParamLayout, type Tensor } from '../core/tensor.ts';
 import { benchmarkTraining } from '../device/profile.ts';
 import { fashionMnistTask } from '../device/tasks/fashion-mnist.node.ts';
 import { shakespeareTask } from '../device/tasks/shakespeare.node.ts';
@@ -58,7 +58,7 @@ export async function fullBackend(options: {
   // The held-out batches are built once: every version is scored on exactly the same examples.
   const evalSet: HostBatch[] = [...task.evalBatches(options.eval.batchSize, options.eval.batches)];
 
-  async function trainerFor(sub: ModelSpec, params: Map<string, { shape: readonly number[]; data: Float32Array }>) {
+  async function trainerFor(sub: ModelSpec, params: Map<string, Tensor>) {
     const key = JSON.stringify(sub);
     let t = trainers.get(key);
     if (t === undefined) {
