@@ -31,7 +31,8 @@ type TaskConfig = NonNullable<SimConfig['task']>;
 
 async function loadSimTask(cfg: TaskConfig, seed: number): Promise<Task> {
   switch (cfg.name) {
-    case 'shakespeare': return shakespeareTask();
+    // The task cuts its windows to the model's context: an overriding GPT with another context must get its own.
+    case 'shakespeare': return shakespeareTask(cfg.model?.kind === 'gpt' ? { context: cfg.model.context } : {});
     case 'fashion-mlp':
     case 'fashion-cnn':
       return fashionMnistTask({ model: cfg.name === 'fashion-cnn' ? 'cnn' : 'mlp', shards: cfg.shards ?? 10, alpha: cfg.alpha, seed });
