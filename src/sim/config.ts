@@ -2,6 +2,7 @@
 // path in the file. Strategies and recipes use the same schemas as run configs (core), so a strategy that works in
 // the simulator is written the same way for the live coordinator.
 import { z } from 'zod';
+import { PlannerSettings } from '../core/planner/settings.ts';
 import { ModelSpec } from '../core/model-spec.ts';
 import { Recipe } from '../core/protocol/schemas.ts';
 import { StrategyConfig } from '../core/strategies/config.ts';
@@ -83,15 +84,7 @@ export const SimConfig = z.object({
    * it decides every lease's plan (full model or a submodel that fits the device), local steps and deadline, and
    * `plans` is ignored. Full mode only: submodels are cut from a real model.
    */
-  planner: z.object({
-    submodels: z.enum(['rolling', 'static', 'depth', 'none']).default('rolling'),
-    /** Seconds of local training a lease should take on any device. */
-    leaseSeconds: z.number().positive().default(60),
-    minSteps: z.number().int().min(1).default(1),
-    maxSteps: z.number().int().min(1).default(10_000),
-    /** 'full': devices fetch the whole base version and cut their submodel (as live devices do); 'plan': only it. */
-    download: z.enum(['full', 'plan']).default('full'),
-  }).strict().optional(),
+  planner: PlannerSettings.optional(),
   network: z.object({
     bytesPerParamDown: z.number().positive().default(4),
     bytesPerParamUp: z.number().positive().default(4),

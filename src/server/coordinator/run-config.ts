@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { ModelSpec } from '../../core/model-spec.ts';
 import { Recipe } from '../../core/protocol/schemas.ts';
+import { PlannerSettings } from '../../core/planner/settings.ts';
 import { StrategyConfig } from '../../core/strategies/config.ts';
 import { TASK_NAMES } from '../../device/tasks/registry.node.ts';
 
@@ -45,15 +46,7 @@ export const RunConfig = z.object({
    * fits the device's memory), local steps and deadline come from the device's profile; when absent, every device
    * trains the full model with `recipe` and the lease's deadline is `lease.seconds`.
    */
-  planner: z.object({
-    /** How devices too small for the model take part: rolling width windows (FedRolex), static slices (HeteroFL),
-     * a subset of blocks, or not at all ('none': they get no lease). */
-    submodels: z.enum(['rolling', 'static', 'depth', 'none']).default('rolling'),
-    /** Seconds of local training a lease should take on any device. */
-    leaseSeconds: z.number().positive().default(60),
-    minSteps: z.number().int().min(1).default(1),
-    maxSteps: z.number().int().min(1).default(10_000),
-  }).strict().optional(),
+  planner: PlannerSettings.optional(),
   eval: z.object({
     /** Evaluate every n-th version on the task's held-out data (0: never). */
     everyVersions: z.number().int().min(0).default(1),

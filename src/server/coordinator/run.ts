@@ -85,8 +85,7 @@ export class RunCoordinator {
     this.planner = p === undefined ? undefined : {
       spec: config.model, leaseSeconds: p.leaseSeconds, recipe: config.recipe, submodels: p.submodels,
       minSteps: p.minSteps, maxSteps: p.maxSteps,
-      // Devices download the whole base version and cut their submodel themselves.
-      network: { download: 'full' },
+      network: { download: p.download },
     };
     this.evaluator = deps.evaluate && config.eval.everyVersions > 0
       ? new Evaluator(
