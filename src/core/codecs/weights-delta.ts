@@ -10,11 +10,23 @@
 //   u32      length h of the target's header prefix (8-byte length + JSON header, as in the file)
 //   h bytes  the target's header prefix
 //   rest     sparse fp32 encoding (format.ts) over the data section as float32 words: indices and new values
+//
+// Runs with a downlink codec (downlink.ts) also serve a chain of compressed steps: each version of such a run is its
+// parent plus a decoded codec encoding, added in float32, so the same additions on the device rebuild it bit for bit.
+//
+//   "TQD2"   magic
+//   u32      length h of the target's header prefix
+//   h bytes  the target's header prefix
+//   u32      number m of steps, oldest first
+//   m times  u32 length L, then L bytes: one dense codec encoding (format.ts) of a step over the data section
 import { indexSafetensors, SafetensorsError } from '../safetensors.ts';
+import { decodeVector } from './decode.ts';
+import { addDeltaInPlace } from './downlink.ts';
 import { CodecError } from './errors.ts';
 import { FLAG_SPARSE, HEADER_BYTES, MAGIC, VALUE_CODES } from './format.ts';
 
 const DELTA_MAGIC = 0x31445154; // "TQD1" little-endian
+const CHAIN_MAGIC = 0x32445154; // "TQD2" little-endian
 const BLOCK = 256;
 
 export const WEIGHTS_DELTA_MEDIA_TYPE = 'application/vnd.tessera.weights-delta';
@@ -100,7 +112,8 @@ export function applyWeightsDelta(base: Uint8Array, delta: Uint8Array): Uint8Arr
   const bad = (m: string) => new CodecError('bad_header', `weights delta: ${m}`);
   if (delta.length < 8) throw new CodecError('truncated', 'weights delta is shorter than its 8-byte preamble');
   const view = new DataView(delta.buffer, delta.byteOffset, delta.byteLength);
-  if (view.getUint32(0, true) !== DELTA_MAGIC) throw bad('magic "TQD1" missing');
+  const magic = view.getUint32(0, true);
+  if (magic !== DELTA_MAGIC && magic !== CHAIN_MAGIC) throw bad('magic "TQD1" or "TQD2" missing');
   const h = view.getUint32(4, true);
   if (8 + h > delta.length) throw new CodecError('truncated', `weights delta header of ${h} bytes runs past its ${delta.length} bytes`);
   const b = parse(base);
@@ -117,8 +130,59 @@ export function applyWeightsDelta(base: Uint8Array, delta: Uint8Array): Uint8Arr
   if (header.dataStart !== h || h % 4 !== 0 || !sameTensors(base, out)) throw bad('the target\'s tensors differ from the base\'s');
   const words = new Uint32Array(out.buffer, h, b.words.length);
   words.set(b.words);
-  patchWords(words, delta.subarray(8 + h));
+  if (magic === DELTA_MAGIC) patchWords(words, delta.subarray(8 + h));
+  else addSteps(new Float32Array(out.buffer, h, b.words.length), delta.subarray(8 + h));
   return out;
+}
+
+/** Bytes of a "TQD2" chain carrying a header prefix of `headerBytes` and steps of the given sizes. */
+export function chainDeltaSize(headerBytes: number, stepBytes: readonly number[]): number {
+  return 8 + headerBytes + 4 + stepBytes.reduce((a, b) => a + 4 + b, 0);
+}
+
+/**
+ * A "TQD2" chain taking a device from the version before `steps[0]` to `target` (its full file, for its header):
+ * `steps` are the versions' stored codec encodings (downlink.ts), oldest first. Undefined when `target` is not a
+ * float32 safetensors file.
+ */
+export function chainWeightsDelta(target: Uint8Array, steps: readonly Uint8Array[]): Uint8Array | undefined {
+  const t = parse(target);
+  if (t === undefined) return undefined;
+  const out = new Uint8Array(chainDeltaSize(t.dataStart, steps.map((s) => s.length)));
+  const view = new DataView(out.buffer);
+  view.setUint32(0, CHAIN_MAGIC, true);
+  view.setUint32(4, t.dataStart, true);
+  out.set(target.subarray(0, t.dataStart), 8);
+  let pos = 8 + t.dataStart;
+  view.setUint32(pos, steps.length, true);
+  pos += 4;
+  for (const s of steps) {
+    view.setUint32(pos, s.length, true);
+    out.set(s, pos + 4);
+    pos += 4 + s.length;
+  }
+  return out;
+}
+
+/** Adds each step of a chain's body, decoded and checked like any encoding, to `params` in float32 (downlink.ts). */
+function addSteps(params: Float32Array, body: Uint8Array): void {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  if (body.length < 4) throw new CodecError('truncated', 'weights delta chain ends before its step count');
+  const m = view.getUint32(0, true);
+  let pos = 4;
+  for (let j = 0; j < m; j++) {
+    if (pos + 4 > body.length) throw new CodecError('truncated', `weights delta chain ends before step ${j + 1} of ${m}`);
+    const len = view.getUint32(pos, true);
+    if (pos + 4 + len > body.length) throw new CodecError('truncated', `step ${j + 1} of ${m} runs past the chain's end`);
+    const enc = body.subarray(pos + 4, pos + 4 + len);
+    // The vector length is checked from the header before the decoder allocates anything.
+    if (len >= HEADER_BYTES && new DataView(enc.buffer, enc.byteOffset + 8, 4).getUint32(0, true) !== params.length) {
+      throw new CodecError('mismatch', `step ${j + 1} of ${m} covers ${new DataView(enc.buffer, enc.byteOffset + 8, 4).getUint32(0, true)} values, the base has ${params.length}`);
+    }
+    addDeltaInPlace(params, decodeVector(enc));
+    pos += 4 + len;
+  }
+  if (pos !== body.length) throw new CodecError('trailing_bytes', `${body.length - pos} byte(s) after the chain's ${m} step(s)`);
 }
 
 /** Applies a sparse fp32 encoding (format.ts) to `words` as raw bits, checking it as the streaming decoder does. */
