@@ -66,4 +66,4 @@ export class ChangeTracker {
 }
 
 /** The safetensors header a delta carries (names, shapes and offsets as JSON): a few hundred bytes for small models. */
-const DELTA_HEADER_ALLOWANCE = 512;
+export const DELTA_HEADER_ALLOWANCE = 512;

@@ -2,6 +2,7 @@
 // path in the file. Strategies and recipes use the same schemas as run configs (core), so a strategy that works in
 // the simulator is written the same way for the live coordinator.
 import { z } from 'zod';
+import { DownlinkCodecSpec } from '../core/codecs/downlink.ts';
 import { CodecSpec } from '../core/codecs/spec.ts';
 import { PlannerSettings } from '../core/planner/settings.ts';
 import { ModelSpec } from '../core/model-spec.ts';
@@ -101,6 +102,13 @@ export const SimConfig = z.object({
      * changed since, when that is smaller than the full weights. Full mode, full-model downloads only.
      */
     weightDeltas: z.boolean().default(false),
+    /**
+     * The run's downlink codec (src/core/codecs/downlink.ts, as a run config's downlinkCodec): every version is its
+     * parent plus the compressed step, with the server's error feedback, so devices train from the compressed
+     * versions; a device holding an older version downloads the chain of encoded steps when that is smaller than the
+     * file (or the sparse delta). Full mode only.
+     */
+    downlinkCodec: DownlinkCodecSpec.optional(),
     /** Fixed latency per lease (check-in, lease and upload round trips together). */
     rttSeconds: z.number().min(0).default(0.3),
     /** How long a device whose lease failed (dropout, out of memory, refused update) waits before checking in again. */
@@ -143,6 +151,9 @@ export const SimConfig = z.object({
       code: 'custom', path: ['aggregation', 'strategy', 'kind'],
       message: `async mode needs a strategy that decides when to step on its own (fedbuff, robust, dp around fedbuff); '${c.aggregation.strategy.kind}' needs sync rounds`,
     });
+  }
+  if (c.mode === 'fast' && c.network.downlinkCodec !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['network', 'downlinkCodec'], message: 'the downlink codec compresses real model versions: use full mode' });
   }
   if (c.mode === 'fast' && c.planner !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['planner'], message: 'the planner cuts submodels from a real model: use full mode, or plans.policy in fast mode' });

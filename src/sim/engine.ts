@@ -19,7 +19,9 @@
 // lease starts, uploaded bytes when an update arrives; device compute counts as useful for folded updates and as
 // wasted for leases that failed or were dropped as stragglers.
 import { Rng } from '../core/rng.ts';
-import { ChangeTracker, compressUpload, uploadBytes as codedUploadBytes, type Residuals } from './codec.ts';
+import { compressVersion } from '../core/codecs/downlink.ts';
+import { chainDeltaSize } from '../core/codecs/weights-delta.ts';
+import { ChangeTracker, compressUpload, DELTA_HEADER_ALLOWANCE, uploadBytes as codedUploadBytes, type Residuals } from './codec.ts';
 import type { Coverage } from '../core/coverage.ts';
 import { attackRng, attackScale, chooseAttackers, poison } from './attack.ts';
 import type { Accumulator } from '../core/strategies/accumulator.ts';
@@ -174,6 +176,8 @@ export class Simulation {
   private readonly residuals: Residuals = new Map();
   /** network.weightDeltas in full mode: which version last changed each parameter. */
   private changes: ChangeTracker | undefined;
+  /** network.downlinkCodec: the encoded size of each version's compressed step (index = version; 0 has none). */
+  private readonly stepBytes: number[] = [0];
   private readonly attackFolds = { poisoned: 0, honest: 0 };
 
   private readonly totals: SimTotals;
@@ -419,8 +423,12 @@ export class Simulation {
     const full = (plan.downloadParameters ?? plan.parameters) * net.bytesPerParamDown;
     const held = this.cachedVersion[d]!;
     const fullModel = plan.downloadParameters === undefined || plan.downloadParameters === this.backend.length;
-    const downloadBytes = held === base ? 0
+    let downloadBytes = held === base ? 0
       : this.changes !== undefined && held >= 0 && fullModel ? Math.min(full, this.changes.deltaBytes(held)) : full;
+    if (held >= 0 && held < base && fullModel && net.downlinkCodec !== undefined) {
+      // The chain of encoded steps from the held version, as the coordinator's weightsFrom serves it when smaller.
+      downloadBytes = Math.min(downloadBytes, chainDeltaSize(DELTA_HEADER_ALLOWANCE, this.stepBytes.slice(held + 1, base + 1)));
+    }
     const uploadBytes = codedUploadBytes(plan.parameters, net);
     const trainStart = this.now + net.rttSeconds + (downloadBytes * 8) / (p.downMbps[d]! * 1e6);
     const computeSec = (plan.localSteps * plan.batchSize) / (plan.examplesPerSecond ?? p.examplesPerSecond[d]!);
@@ -628,7 +636,15 @@ export class Simulation {
 
   private async publish(): Promise<void> {
     const previous = this.server.version;
-    this.server = this.strategy.apply(this.server, this.acc);
+    let next = this.strategy.apply(this.server, this.acc);
+    const down = this.cfg.network.downlinkCodec;
+    if (down !== undefined) {
+      // The version devices train from is the compressed one (src/core/codecs/downlink.ts), as on the coordinator.
+      const c = compressVersion(this.server, next, down, this.cfg.seed);
+      next = c.state;
+      this.stepBytes[next.version] = c.encoded.length;
+    }
+    this.server = next;
     this.acc = this.strategy.begin(this.server);
     this.versions.set(this.server.version, { params: this.server.params, refs: 0 });
     if (this.cfg.network.weightDeltas && this.cfg.mode === 'full') {

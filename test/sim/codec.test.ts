@@ -77,4 +77,34 @@ describe('simulator with an update codec', () => {
     assert.equal(t.deltaBytes(1), 8 * 2 + overhead, 'from version 1: entries 7, 50');
     assert.equal(t.deltaBytes(2), overhead, 'from the newest: nothing changed');
   });
+
+  it('a downlink codec: devices train from the compressed versions and download chains of encoded steps', { timeout: 120_000 }, async () => {
+    await import('../../src/train/runtime/worker-threads.node.ts');
+    const full = (network: SimConfigInput['network']): SimConfigInput => ({
+      name: 'downlink-test', mode: 'full', seed: 3,
+      task: { name: 'fashion-mlp', model: { kind: 'mlp', inputs: 784, hidden: [32], classes: 10 }, shards: 6, alpha: 0.5 },
+      population: { devices: 6, referenceExamplesPerSecond: 3000 },
+      aggregation: { mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 2 }, concurrency: 4 },
+      recipe: { localSteps: 3, batchSize: 32, lr: 0.005, optimizer: 'adamw' },
+      eval: { everyVersions: 2, batches: 3, batchSize: 100 },
+      stop: { versions: 8 },
+      network,
+    });
+    const int8 = CodecSpec.parse({ values: 'int8' });
+    const [plain, down] = await Promise.all([
+      runSimulation(parseSimConfig(full({ weightDeltas: true })), { phones }),
+      runSimulation(parseSimConfig(full({ weightDeltas: true, downlinkCodec: int8 })), { phones }),
+    ]);
+    const n = 784 * 32 + 32 + 32 * 10 + 10;
+    const p = plain.result.totals;
+    const d = down.result.totals;
+    assert.equal(p.leases, d.leases, 'the same leases (the schedule does not depend on the weights)');
+    // Dense FedBuff steps change every weight: without the codec each new download is the 4-byte file.
+    assert.ok(p.bytesDown > (p.leases - 6) * 4 * n, `plain: full files (${p.bytesDown})`);
+    assert.ok(d.bytesDown < 0.6 * p.bytesDown, `int8 chains: ${d.bytesDown} bytes down against ${p.bytesDown}`);
+    assert.notDeepEqual(down.result.versions.map((v) => v.metrics), plain.result.versions.map((v) => v.metrics), 'the compressed versions train differently');
+    const first = down.result.versions[0]!.metrics['loss']!;
+    const last = down.result.versions.at(-1)!.metrics['loss']!;
+    assert.ok(last < first - 0.2, `and still learn: ${first.toFixed(3)} -> ${last.toFixed(3)}`);
+  });
 });

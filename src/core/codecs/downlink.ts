@@ -19,6 +19,7 @@
 // restart that re-folds the same updates commits the same bytes.
 import { z } from 'zod';
 import { Rng } from '../rng.ts';
+import type { ServerState } from '../strategies/types.ts';
 import { decodeVector } from './decode.ts';
 import { encodeVector } from './encode.ts';
 import { CodecError } from './errors.ts';
@@ -89,4 +90,14 @@ export function compressStep(prev: Float32Array, target: Float32Array, residual:
   const next = new Float32Array(n);
   for (let i = 0; i < n; i++) next[i] = p[i]! - d[i]!;
   return { params, residual: next, encoded };
+}
+
+/**
+ * A strategy's next state made into a compressed version: `next.params` replaced by prev.params + the decoded step,
+ * and the residual carried in DOWNLINK_RESIDUAL_SLOT. The coordinator's commit and the simulator both call this, so
+ * what the simulator measures is what a run with the same codec would publish.
+ */
+export function compressVersion(prev: ServerState, next: ServerState, spec: CodecSpec, runSeed: number): { state: ServerState; encoded: Uint8Array } {
+  const step = compressStep(prev.params, next.params, prev.slots[DOWNLINK_RESIDUAL_SLOT], spec, downlinkSeed(runSeed, next.version));
+  return { state: { ...next, params: step.params, slots: { ...next.slots, [DOWNLINK_RESIDUAL_SLOT]: step.residual } }, encoded: step.encoded };
 }

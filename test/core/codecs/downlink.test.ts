@@ -102,9 +102,9 @@ test('error feedback: weights plus residual track the uncompressed sum of steps;
   const rng = new Rng(11);
   const n = 1000;
   const w0 = randomVector(n, rng, 0.5);
-  let w = w0.slice();
+  let w: Float32Array = w0.slice();
   let r: Float32Array | undefined;
-  let noEf = w0.slice();
+  let noEf: Float32Array = w0.slice();
   const exact = Float64Array.from(w0);
   // A small steady drift plus noise: int4 with blocks of 256 rounds the small entries to zero most of the time.
   const drift = Float32Array.from({ length: n }, () => 1e-4 * rng.normal());
