@@ -249,3 +249,87 @@ export class LoraSchedule {
     return this.adapter.get(loraNames(first).a)!.shape[1]!;
   }
 }
+
+/** GPT-2's attention and MLP matrices (not embeddings, norms or biases), the targets of the LoRA paper and of PEFT. */
+export const GPT_LORA_TARGETS = /^h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
+
+/**
+ * The default targets of a model's LoRA plans, in the base's order: for a GPT its attention and MLP matrices
+ * (GPT_LORA_TARGETS), for any other model every 2-D `*.weight`.
+ */
+export function defaultLoraTargets(baseShapes: ReadonlyArray<readonly [string, readonly number[]]>, gpt: boolean): string[] {
+  return baseShapes
+    .filter(([name, shape]) => shape.length === 2 && (gpt ? GPT_LORA_TARGETS.test(name) : name.endsWith('.weight')))
+    .map(([name]) => name);
+}
+
+/** What a LoRA lease says about its adapters: the `lora` plan's rank, alpha and targets (src/core/protocol/schemas.ts). */
+export interface LoraPlanShape {
+  readonly rank: number;
+  readonly alpha: number;
+  readonly targets: readonly string[];
+}
+
+/**
+ * The adapter tensors (name, shape) of a LoRA plan on a model with `baseShapes`: for each target `P.weight` [in, out],
+ * `P.lora_A` [in, r] and `P.lora_B` [r, out]. This is the layout a LoRA update is decoded in. Throws LoraError, naming
+ * the target, when a target is not a 2-D `*.weight` of the model, is listed twice, or r > min(in, out) (a rank above
+ * that adds parameters but no expressiveness: A B has rank at most min(in, out)).
+ */
+export function loraPlanShapes(
+  baseShapes: ReadonlyArray<readonly [string, readonly number[]]>,
+  plan: LoraPlanShape,
+): Array<readonly [string, readonly number[]]> {
+  const { rank, alpha, targets } = plan;
+  if (!Number.isInteger(rank) || rank < 1) throw new LoraError(`LoRA rank must be a positive integer, got ${rank}`);
+  if (!(alpha > 0) || !Number.isFinite(alpha)) throw new LoraError(`LoRA alpha must be a positive finite number, got ${alpha}`);
+  if (targets.length === 0) throw new LoraError('a LoRA plan needs at least one target weight matrix');
+  const shapes = new Map(baseShapes.map(([n, s]) => [n, s]));
+  const seen = new Set<string>();
+  const out: Array<readonly [string, readonly number[]]> = [];
+  for (const target of targets) {
+    if (seen.has(target)) throw new LoraError(`LoRA target ${target} is listed twice`);
+    seen.add(target);
+    const shape = shapes.get(target);
+    if (shape === undefined) throw new LoraError(`LoRA target ${target} is not a parameter of the model`);
+    if (shape.length !== 2) throw new LoraError(`LoRA target ${target} is [${shape.join(', ')}], not a weight matrix`);
+    const { a, b } = loraNames(target);
+    const [inDim, outDim] = [shape[0]!, shape[1]!];
+    if (rank > Math.min(inDim, outDim)) {
+      throw new LoraError(`LoRA rank ${rank} exceeds min(in, out) = ${Math.min(inDim, outDim)} of ${target} [${inDim}, ${outDim}]`);
+    }
+    out.push([a, [inDim, rank]], [b, [rank, outDim]]);
+  }
+  return out;
+}
+
+/** Numbers in a LoRA plan's adapters: r (in + out) per target. */
+export function loraParameterCount(baseShapes: ReadonlyArray<readonly [string, readonly number[]]>, plan: LoraPlanShape): number {
+  return loraPlanShapes(baseShapes, plan).reduce((n, [, s]) => n + s[0]! * s[1]!, 0);
+}
+
+/**
+ * A LoRA upload as a dense update of the base: (alpha / r) A B written into each target's slot of the base's flat
+ * layout, zeros elsewhere, and the coverage ranges of exactly the targets' coordinates. `slots` are the base layout's
+ * slots (name, offset, size); `adapters` must hold exactly the plan's tensors (loraPlanShapes), as a decoded upload does.
+ */
+export function loraToDense(
+  adapters: TensorRecord,
+  slots: ReadonlyArray<{ readonly name: string; readonly shape: readonly number[]; readonly offset: number; readonly size: number }>,
+  size: number,
+  plan: LoraPlanShape,
+): { delta: Float32Array; ranges: Array<readonly [number, number]> } {
+  const byName = new Map(slots.map((s) => [s.name, s]));
+  const delta = new Float32Array(size);
+  const ranges: Array<readonly [number, number]> = [];
+  const scale = plan.alpha / plan.rank;
+  for (const target of plan.targets) {
+    const slot = byName.get(target);
+    if (slot === undefined) throw new LoraError(`the base has no parameter ${target}`);
+    const d = loraDelta(adapters, target, scale);
+    if (d.shape.join() !== slot.shape.join()) throw new LoraError(`${target} is [${slot.shape.join(', ')}] but its adapter makes [${d.shape.join(', ')}]`);
+    delta.set(d.data, slot.offset);
+    ranges.push([slot.offset, slot.offset + slot.size]);
+  }
+  return { delta, ranges };
+}

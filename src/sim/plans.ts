@@ -106,5 +106,6 @@ export function planLabel(p: Plan): string {
     case 'full': return 'full';
     case 'width': return `width ${Number.isInteger(1 / p.ratio) ? `1/${1 / p.ratio}` : p.ratio}`;
     case 'depth': return `depth ${p.count}`;
+    case 'lora': return `lora r${p.rank}`;
   }
 }

@@ -12,9 +12,14 @@
 //      steps so fast devices do not pull the model towards their own objective: run such populations with the
 //      'fednova' strategy, which reads the localSteps every update reports.
 //   3. Deadline: download, training and upload time of the plan at the device's speed and bandwidth, with a margin.
+//
+// With LoRA tiers (PlannerConfig.lora) step 1 picks a rank instead of a submodel: every device adapts the whole frozen
+// model, and the largest rank whose tier the device qualifies for (its memory threshold, and the memory of the frozen
+// model plus adapters) is its plan. Heterogeneous ranks aggregate exactly by FLoRA stacking (src/core/lora.ts).
 import type { ModelSpec } from '../model-spec.ts';
 import type { DeviceProfile, Plan, Recipe } from '../protocol/schemas.ts';
-import { parameterCount } from '../submodel/shapes.ts';
+import { loraParameterCount } from '../lora.ts';
+import { parameterCount, parameterShapes } from '../submodel/shapes.ts';
 import { submodelSpec } from '../submodel/submodel.ts';
 import { forwardMacsPerExample, trainingMemory, type MemoryModel } from './cost.ts';
 import { checkCoverage } from './coverage-check.ts';
@@ -51,6 +56,15 @@ export interface PlannerConfig {
   /** Width plans ask for HeteroFL's scaler (MLPs only). */
   readonly scaler?: boolean;
   readonly network?: NetworkModel;
+  /** LoRA leases instead of (sub)models: ranks by tier (src/core/planner/settings.ts resolves and checks them). */
+  readonly lora?: LoraPlanner;
+}
+
+export interface LoraPlanner {
+  /** The adapted weight matrices, named. */
+  readonly targets: readonly string[];
+  /** Largest rank first. */
+  readonly tiers: ReadonlyArray<{ readonly rank: number; readonly alpha: number; readonly minMemoryMiB: number }>;
 }
 
 export interface NetworkModel {
@@ -122,7 +136,11 @@ export interface LeasePlan {
 export const DEFAULT_LADDER: readonly number[] = [1, 1 / 2, 1 / 4, 1 / 8];
 
 /** A rung of the ladder before the rolling position is chosen: what a device of some memory can train. */
-export type Tier = { readonly kind: 'full' } | { readonly kind: 'width'; readonly ratio: number } | { readonly kind: 'depth'; readonly count: number };
+export type Tier =
+  | { readonly kind: 'full' }
+  | { readonly kind: 'width'; readonly ratio: number }
+  | { readonly kind: 'depth'; readonly count: number }
+  | { readonly kind: 'lora'; readonly rank: number; readonly alpha: number; readonly minMemoryMiB: number };
 
 /** Plans a lease for `profile`. Throws PlannerError('device-too-small') when no submodel fits its memory. */
 export function plan(profile: DeviceProfile, run: PlannerConfig, state: PlannerState): LeasePlan {
@@ -130,7 +148,8 @@ export function plan(profile: DeviceProfile, run: PlannerConfig, state: PlannerS
   const tier = tierFor(profile.memoryMiB, run);
   const [chosen, next] = placeTier(tier, run, state);
   const sub = submodelSpec(run.spec, chosen);
-  const params = parameterCount(sub);
+  // A LoRA device trains and uploads only its adapters, but needs the whole base.
+  const params = chosen.kind === 'lora' ? loraParameterCount(parameterShapes(run.spec), chosen) : parameterCount(sub);
   const { batchSize: runBatch } = run.recipe;
   const minSteps = run.minSteps ?? 1;
   const maxSteps = run.maxSteps ?? 10_000;
@@ -150,7 +169,7 @@ export function plan(profile: DeviceProfile, run: PlannerConfig, state: PlannerS
   const net = run.network ?? {};
   const down = (profile.downlinkMbps ?? net.defaultMbps ?? 10) * 1e6;
   const up = (profile.uplinkMbps ?? net.defaultMbps ?? 10) * 1e6;
-  const downloadParams = (net.download ?? 'plan') === 'full' ? parameterCount(run.spec) : params;
+  const downloadParams = (net.download ?? 'plan') === 'full' || chosen.kind === 'lora' ? parameterCount(run.spec) : params;
   const downloadSeconds = (downloadParams * (net.downloadBytesPerParam ?? 4) * 8) / down;
   const uploadSeconds = (params * (net.uploadBytesPerParam ?? 4) * 8) / up;
   const trainSeconds = (localSteps * batchSize) / examplesPerSecond;
@@ -162,7 +181,7 @@ export function plan(profile: DeviceProfile, run: PlannerConfig, state: PlannerS
     deadlineSeconds,
     estimate: {
       params,
-      memoryMiB: trainingMemory(sub, batchSize, memoryModel(run)).totalMiB,
+      memoryMiB: tierMemoryMiB(tier, run, batchSize),
       examplesPerSecond,
       downloadSeconds,
       trainSeconds,
@@ -178,12 +197,20 @@ export function tierFor(memoryMiB: number, run: PlannerConfig): Tier {
   const mem = memoryModel(run);
   const batch = run.recipe.batchSize;
   const tiers = tiersOf(run);
+  if (run.lora !== undefined) {
+    for (const tier of tiers) if (tier.kind === 'lora' && memoryMiB >= tier.minMemoryMiB && tierMemoryMiB(tier, run, batch) <= memoryMiB) return tier;
+    const least = Math.min(...tiers.map((t) => Math.max(t.kind === 'lora' ? t.minMemoryMiB : 0, tierMemoryMiB(t, run, batch))));
+    throw new PlannerError(
+      'device-too-small',
+      `a device with ${round(memoryMiB)} MiB for training qualifies for no LoRA tier of this run: the least it takes is ${round(least)} MiB (the frozen model, adapters and activations at batch size ${batch}, or a tier's minMemoryMiB)`,
+    );
+  }
   for (const tier of tiers) {
     if (trainingMemory(submodelSpec(run.spec, tierPlan(tier)), batch, mem).totalMiB <= memoryMiB) return tier;
   }
   const smallest = tiers[tiers.length - 1]!;
   const need = trainingMemory(submodelSpec(run.spec, tierPlan(smallest)), batch, mem).totalMiB;
-  const what = smallest.kind === 'full' ? 'the full model' : smallest.kind === 'width' ? `the width-${fraction(smallest.ratio)} submodel` : `${smallest.count} of ${blocksOf(run.spec)} blocks`;
+  const what = smallest.kind === 'full' ? 'the full model' : smallest.kind === 'width' ? `the width-${fraction(smallest.ratio)} submodel` : smallest.kind === 'depth' ? `${smallest.count} of ${blocksOf(run.spec)} blocks` : `rank ${smallest.rank} adapters`;
   const why = policy === 'none' ? ' (this run gives no submodels)' : ', the smallest plan this run allows';
   throw new PlannerError(
     'device-too-small',
@@ -221,11 +248,14 @@ export function populationPlans(profiles: readonly Pick<DeviceProfile, 'memoryMi
  * within `horizon` leases per tier: for example static slices where no device can hold the full width.
  */
 export function checkPopulation(profiles: readonly Pick<DeviceProfile, 'memoryMiB'>[], run: PlannerConfig, horizon = 10_000): void {
+  // LoRA plans all adapt the same targets and freeze the rest by design: there is no gap to find.
+  if (run.lora !== undefined) return;
   const plans = populationPlans(profiles, run, horizon);
   checkCoverage(run.spec, plans, ` by these ${profiles.length} devices under the '${run.submodels ?? 'rolling'}' policy`);
 }
 
 function tiersOf(run: PlannerConfig): Tier[] {
+  if (run.lora !== undefined) return run.lora.tiers.map((t) => ({ kind: 'lora', ...t }));
   const policy = run.submodels ?? 'rolling';
   const ladder = [...new Set([1, ...(run.ladder ?? DEFAULT_LADDER)])].sort((a, b) => b - a);
   if (policy === 'none') return [{ kind: 'full' }];
@@ -238,12 +268,27 @@ function tiersOf(run: PlannerConfig): Tier[] {
 }
 
 /** The tier's plan at rolling position 0 (its size does not depend on the position). */
-function tierPlan(tier: Tier): Plan {
+function tierPlan(tier: Tier, run?: PlannerConfig): Plan {
   switch (tier.kind) {
     case 'full': return { kind: 'full' };
     case 'width': return { kind: 'width', ratio: tier.ratio, offset: 0 };
     case 'depth': return { kind: 'depth', start: 0, count: tier.count };
+    case 'lora': return { kind: 'lora', rank: tier.rank, alpha: tier.alpha, targets: [...(run?.lora?.targets ?? [])] };
   }
+}
+
+/**
+ * Training memory of a tier in MiB. A LoRA device holds the frozen model once (float32, no gradient, no optimizer
+ * moments), the adapters with their gradients and moments, and the whole model's activations (the backward pass runs
+ * through every layer to reach the adapters), with the same safety factor as trainingMemory.
+ */
+function tierMemoryMiB(tier: Tier, run: PlannerConfig, batchSize: number): number {
+  const mem = memoryModel(run);
+  if (tier.kind !== 'lora') return trainingMemory(submodelSpec(run.spec, tierPlan(tier)), batchSize, mem).totalMiB;
+  const full = trainingMemory(run.spec, batchSize, mem);
+  const adapters = loraParameterCount(parameterShapes(run.spec), { rank: tier.rank, alpha: tier.alpha, targets: run.lora!.targets });
+  const stateBytes = full.params * 4 + adapters * 4 * (2 + (mem.optimizerSlots ?? 2));
+  return ((stateBytes + full.activationBytes) * (mem.safetyFactor ?? 1.5)) / (1024 * 1024);
 }
 
 /** The tier's plan at its next rolling position, and the state after it. */
@@ -256,6 +301,7 @@ function placeTier(tier: Tier, run: PlannerConfig, state: PlannerState): [Plan, 
 
 function placeWindow(tier: Tier, run: PlannerConfig, state: PlannerState): [Plan, PlannerState] {
   const policy = run.submodels ?? 'rolling';
+  if (tier.kind === 'lora') return [tierPlan(tier, run), state];
   if (tier.kind === 'full' || policy === 'static') return [tierPlan(tier), state];
   const key = tierKey(tier);
   const counter = state.rolling[key] ?? 0;
@@ -268,13 +314,18 @@ function placeWindow(tier: Tier, run: PlannerConfig, state: PlannerState): [Plan
 
 function tierCycle(tier: Tier, run: PlannerConfig): number {
   const policy = run.submodels ?? 'rolling';
-  if (tier.kind === 'full' || policy === 'static') return 1;
+  if (tier.kind === 'full' || tier.kind === 'lora' || policy === 'static') return 1;
   if (tier.kind === 'depth') return blocksOf(run.spec);
   return rollingCycle(run.spec, tier.ratio, run.rollingStride ?? 1);
 }
 
 function tierKey(tier: Tier): string {
-  return tier.kind === 'full' ? 'full' : tier.kind === 'width' ? `width:${tier.ratio}` : `depth:${tier.count}`;
+  switch (tier.kind) {
+    case 'full': return 'full';
+    case 'width': return `width:${tier.ratio}`;
+    case 'depth': return `depth:${tier.count}`;
+    case 'lora': return `lora:${tier.rank}`;
+  }
 }
 
 function memoryModel(run: PlannerConfig): MemoryModel {

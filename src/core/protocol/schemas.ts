@@ -1,6 +1,7 @@
 // The coordinator's HTTP API (v1) as zod schemas: the one contract between devices, the dashboard and the server.
 // Request bodies are parsed with these on the server; responses are typed with them on the client.
 import { z } from 'zod';
+import { SecAggConfigSchema } from '../secagg/config.ts';
 import { CodecSpec } from '../codecs/spec.ts';
 import { ZoSettings } from '../zo/settings.ts';
 
@@ -37,7 +38,10 @@ export const HeartbeatRequest = z.object({ profile: DeviceProfile.optional() }).
  * - width: every hidden dimension cut to ceil(ratio * n) units (GPT: whole heads), a window of units that starts at
  *   (offset + i * shift) mod n in the i-th dimension: offset = shift = 0 is HeteroFL's static slice (Diao et al.,
  *   ICLR 2021), a moving offset FedRolex's rolling window (Alam et al., NeurIPS 2022);
- * - depth: `count` transformer blocks from `start` (wrapping around, kept in model order), the rest skipped.
+ * - depth: `count` transformer blocks from `start` (wrapping around, kept in model order), the rest skipped;
+ * - lora: the whole model frozen at the lease's base version, and low-rank adapters (Hu et al. 2021) trained on the
+ *   `targets` weight matrices: W + (alpha / rank) A B with A [in, rank], B [rank, out]. The upload holds only the
+ *   adapters (`P.lora_A`, `P.lora_B` for target `P.weight`; src/core/lora.ts), and the coordinator folds their product.
  */
 export const Plan = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('full') }),
@@ -51,6 +55,13 @@ export const Plan = z.discriminatedUnion('kind', [
     scaler: z.boolean().optional(),
   }).strict(),
   z.object({ kind: z.literal('depth'), start: z.number().int().min(0).max(2 ** 31), count: z.number().int().min(1).max(2 ** 31) }).strict(),
+  z.object({
+    kind: z.literal('lora'),
+    rank: z.number().int().min(1).max(65_536),
+    alpha: z.number().positive().max(1e6),
+    /** Names of the adapted weight matrices (2-D parameters named `*.weight`), in the model's order. */
+    targets: z.array(z.string().min(1).max(256)).min(1).max(100_000),
+  }).strict(),
 ]);
 export type Plan = z.infer<typeof Plan>;
 
@@ -89,6 +100,11 @@ export const Lease = z.object({
    * fp32 safetensors, which is all a device that predates codecs sends.
    */
   codec: CodecSpec.optional(),
+  /**
+   * A seat in a secure-aggregation round (runs in aggregation mode 'secure'): the update is not uploaded but sent
+   * masked through the round's session as client `clientId` (src/device/secure-upload.ts).
+   */
+  secure: z.object({ sessionId: z.string().min(1).max(200), clientId: z.number().int().min(1), config: SecAggConfigSchema }).optional(),
 });
 export type Lease = z.infer<typeof Lease>;
 

@@ -9,7 +9,7 @@ import type { Plan } from '../protocol/schemas.ts';
 import { unflatten, type ParamLayout, type Tensor, type TensorRecord } from '../tensor.ts';
 import { depthSlices, depthSubSpec } from './depth.ts';
 import { parameterLayout, parameterShapes } from './shapes.ts';
-import { embedSlices, extractSlices, sliceCoverage, tensorSlice, type TensorSlice } from './slice.ts';
+import { embedSlices, extractSlices, sliceCoverage, SubmodelError, tensorSlice, type TensorSlice } from './slice.ts';
 import { widthSlices, widthSubSpec } from './width.ts';
 
 export { SubmodelError } from './slice.ts';
@@ -21,6 +21,8 @@ export function submodelSpec<S extends ModelSpec>(spec: S, plan: Plan): S {
     case 'width': return widthSubSpec(spec, plan.ratio, plan.scaler === true);
     // Only a GPT has a depth plan (depthSubSpec throws otherwise), so S is GptSpec here.
     case 'depth': return depthSubSpec(spec, plan) as S;
+    // A LoRA plan trains adapters on the whole (frozen) model: the model it runs is the global one.
+    case 'lora': return spec;
   }
 }
 
@@ -30,6 +32,8 @@ export function planSlices(spec: ModelSpec, plan: Plan): TensorSlice[] {
     case 'full': return parameterShapes(spec).map(([name, shape]) => tensorSlice(name, shape, shape.map(() => null)));
     case 'width': return widthSlices(spec, plan);
     case 'depth': return depthSlices(spec, plan);
+    // Its upload is adapters, not a slice of the parameters: src/core/lora.ts (loraToDense) turns it into a delta.
+    case 'lora': throw new SubmodelError(`a LoRA plan is not a submodel: its update holds adapters, not a slice of the parameters (src/core/lora.ts)`);
   }
 }
 

@@ -202,6 +202,7 @@ function tierLabel(tier: Tier): string {
       return Math.abs(n * tier.ratio - 1) < 1e-9 ? `width 1/${n}` : `width ${Math.round(tier.ratio * 100)}%`;
     }
     case 'depth': return `depth ${tier.count}`;
+    case 'lora': return `LoRA r${tier.rank}`;
   }
 }
 
