@@ -11,8 +11,10 @@
 // differ only in the update codec (network.codec, src/sim/codec.ts), and all five get the same compute: the same
 // number of synchronous FedAvg rounds of `cohort` leases of H = 10 local steps. DiLoCo changes H, the outer
 // optimizer (Nesterov, lr 0.7, momentum 0.9; Douillard et al. 2023) and the codec (int8, as INTELLECT-1), with as
-// many rounds as give it the same number of local steps as the others. Downloads are fp32 weights for every setup
-// (4 bytes per parameter, once per device per version). Raw results: .tessera/experiments/communication/.
+// many rounds as give it the same number of local steps as the others. Downloads are fp32 weights or exact sparse
+// deltas for setups 1-6 (4 bytes per parameter, once per device per version); setups 7-9 add a downlink codec
+// (network.downlinkCodec): versions are compressed steps and devices download chains of them.
+// Raw results: .tessera/experiments/communication/ (one file per setup: running some setups keeps the others').
 import '../../src/train/runtime/worker-threads.node.ts';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem, type } from 'node:os';
@@ -63,6 +65,8 @@ interface Setup {
   id: string;
   label: string;
   codec?: CodecSpecInput;
+  /** The run's downlink codec (network.downlinkCodec); absent: fp32 files or exact sparse deltas. */
+  downlink?: CodecSpecInput;
   diloco?: boolean;
 }
 
@@ -73,6 +77,11 @@ const SETUPS: Setup[] = [
   { id: '4-int4', label: '4. 4-bit (stochastic, blocks of 256)', codec: { values: 'int4', blockSize: 256 } },
   { id: '5-topk', label: '5. top-k 1% + error feedback', codec: { values: 'fp32', topK: 0.01 } },
   { id: '6-diloco', label: '6. DiLoCo preset (int8 outer updates)', codec: { values: 'int8', blockSize: 256 }, diloco: true },
+  // Compressed downlink (src/core/codecs/downlink.ts): each version is its parent plus an encoded step, with error
+  // feedback on the server; a device downloads the chain of steps since its version when that beats the file.
+  { id: '7-int8-both', label: '7. int8 up + int8 down', codec: { values: 'int8', blockSize: 256 }, downlink: { values: 'int8', blockSize: 256 } },
+  { id: '8-int4-both', label: '8. 4-bit up + 4-bit down', codec: { values: 'int4', blockSize: 256 }, downlink: { values: 'int4', blockSize: 256 } },
+  { id: '9-topk-int4down', label: '9. top-k 1% + EF up, 4-bit down', codec: { values: 'fp32', topK: 0.01 }, downlink: { values: 'int4', blockSize: 256 } },
 ];
 
 const COHORT = 8;
@@ -90,7 +99,10 @@ function configFor(d: Dataset, s: Setup): SimConfigInput {
     recipe: { ...d.recipe, localSteps: H },
     plans: { policy: 'full' },
     // Downlink deltas on: the coordinator sends the entries changed since the device's version when that is smaller.
-    network: { bytesPerParamDown: 4, bytesPerParamUp: 4, weightDeltas: true, ...(s.codec === undefined ? {} : { codec: s.codec }) },
+    network: {
+      bytesPerParamDown: 4, bytesPerParamUp: 4, weightDeltas: true, ...(s.codec === undefined ? {} : { codec: s.codec }),
+      ...(s.downlink === undefined ? {} : { downlinkCodec: s.downlink }),
+    },
     eval: { everyVersions: s.diloco === true ? 1 : d.evalEvery, batches: 10, batchSize: 100 },
     stop: { versions: rounds },
   };
@@ -115,6 +127,13 @@ function load(d: Dataset, s: Setup): Stored | undefined {
   return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Stored) : undefined;
 }
 
+/** How versions travel: exact sparse deltas or files, plus the chain of encoded steps of a downlink codec. */
+function downlinkLabel(config: SimConfigInput): string {
+  const base = config.network?.weightDeltas === true ? 'deltas' : 'full files';
+  const down = config.network?.downlinkCodec;
+  return down === undefined ? base : `${base} + ${codecLabel(parseSimConfig(config).network.downlinkCodec)} steps`;
+}
+
 const gb = (b: number) => b / 1e9;
 const fmt = (x: number, digits = 3) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
 const better = (d: Dataset, a: number, b: number) => (d.goal === 'max' ? a >= b : a <= b);
@@ -137,8 +156,11 @@ function writeReport(): void {
     'with `src/core/codecs` and charged its exact size; top-k keeps a per-device error-feedback residual) and all run',
     'the same rounds of H = 10 local AdamW steps. Setup 6 is the DiLoCo preset: H local steps in the hundreds, outer',
     'Nesterov momentum (lr 0.7, momentum 0.9), int8 updates, and as many rounds as give it the same total local steps.',
-    'Bytes down are fp32 weights (4 bytes per parameter, once per device per new version) in every setup; bytes up are',
-    'the codec\'s. "GB to baseline" is the total (down + up) when a setup first reached the dense baseline\'s final',
+    'Bytes down are fp32 weights (4 bytes per parameter, once per device per new version) or, when smaller, the exact sparse',
+    'delta of the entries changed since the device\'s version; bytes up are the codec\'s. Setups 7-9 add a downlink codec',
+    '(`network.downlinkCodec`, src/core/codecs/downlink.ts): every version is its parent plus the encoded step, with the',
+    'server\'s error feedback, devices train from these versions, and a device downloads the chain of encoded steps since',
+    'its version when that is smaller than the file. "GB to baseline" is the total (down + up) when a setup first reached the dense baseline\'s final',
     'quality within 1% (relative), and "x fewer" compares it with what the dense run had moved when it first got there.', '');
   for (const d of DATASETS) {
     const runs = SETUPS.map((s) => ({ s, r: load(d, s) })).filter((x): x is { s: Setup; r: Stored } => x.r !== undefined);
@@ -169,7 +191,7 @@ function writeReport(): void {
       const hit = reach(res);
       const bytes = hit === undefined ? NaN : hit.bytesDown + hit.bytesUp;
       const rel = d.goal === 'max' ? (final - denseFinal) / denseFinal : (denseFinal - final) / denseFinal;
-      out.push(`| ${s.label} | ${codecLabel(r.config.network?.codec === undefined ? undefined : parseSimConfig(r.config).network.codec)} | ${r.config.network?.weightDeltas === true ? 'deltas' : 'full files'} | ${r.config.recipe!.localSteps} | ${res.versions.at(-1)!.version} | ${fmt(final)} | ${(100 * rel).toFixed(1)}% | ${fmt(gb(last.bytesUp), 3)} | ${fmt(gb(last.bytesDown), 3)} | ${res.model.uploadBytes.toLocaleString('en-US')} | ${hit === undefined ? 'not reached' : fmt(gb(bytes), 3)} | ${hit === undefined ? '-' : `${(denseBytes / bytes).toFixed(1)}x`} | ${fmt(res.wall?.seconds ?? NaN, 0)} |`);
+      out.push(`| ${s.label} | ${codecLabel(r.config.network?.codec === undefined ? undefined : parseSimConfig(r.config).network.codec)} | ${downlinkLabel(r.config)} | ${r.config.recipe!.localSteps} | ${res.versions.at(-1)!.version} | ${fmt(final)} | ${(100 * rel).toFixed(1)}% | ${fmt(gb(last.bytesUp), 3)} | ${fmt(gb(last.bytesDown), 3)} | ${res.model.uploadBytes.toLocaleString('en-US')} | ${hit === undefined ? 'not reached' : fmt(gb(bytes), 3)} | ${hit === undefined ? '-' : `${(denseBytes / bytes).toFixed(1)}x`} | ${fmt(res.wall?.seconds ?? NaN, 0)} |`);
     }
     out.push('');
     const svg = lineChart({

@@ -71,6 +71,11 @@ export interface ClientOptions {
    * deltas"); the coordinator answers with the full file when that is smaller. Costs one copy of the last weights.
    */
   weightDeltas?: boolean;
+  /**
+   * Told when a weights delta could not be used (corrupt, from weights this device does not hold, or rebuilding
+   * weights whose hash is not the version's): the client then downloads the full file instead.
+   */
+  onDeltaFailure?: (error: CoordinatorError) => void;
 }
 
 /** Weights a device holds, to ask for another version as a delta from. */
@@ -90,6 +95,9 @@ export class CoordinatorClient {
   private readonly weightDeltas: boolean;
   /** The last weights downloaded per run, verified against their hash (weightDeltas only). */
   private readonly held = new Map<string, HeldWeights>();
+  private readonly onDeltaFailure: ((error: CoordinatorError) => void) | undefined;
+  /** Weights deltas that failed and were replaced by the full file. */
+  deltaFailures = 0;
 
   constructor(baseUrl: string, options: ClientOptions = {}) {
     const url = new URL(baseUrl); // throws TypeError on a malformed URL, before any request
@@ -97,6 +105,7 @@ export class CoordinatorClient {
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.fetchFn = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.weightDeltas = options.weightDeltas ?? false;
+    this.onDeltaFailure = options.onDeltaFailure;
   }
 
   getRun(runId: string, signal?: AbortSignal): Promise<DeviceRunView> {
@@ -144,11 +153,14 @@ export class CoordinatorClient {
    */
   async fetchWeights(
     runId: string, version: number | 'head',
-    options: { ifNoneMatch?: string; signal?: AbortSignal; from?: HeldWeights; /** A device's token credits it with the download's bytes. */ token?: string } = {},
+    options: {
+      ifNoneMatch?: string; signal?: AbortSignal; from?: HeldWeights; /** A device's token credits it with the download's bytes. */ token?: string;
+      /** Ask for the full file even when holding other weights (after a delta failed). */ fullFile?: boolean;
+    } = {},
   ): Promise<WeightsResponse> {
     const headers: Record<string, string> = {};
     if (options.ifNoneMatch !== undefined) headers['If-None-Match'] = `"${options.ifNoneMatch}"`;
-    const from = options.from ?? (this.weightDeltas ? this.held.get(runId) : undefined);
+    const from = options.fullFile === true ? undefined : options.from ?? (this.weightDeltas ? this.held.get(runId) : undefined);
     const path = `/v1/runs/${seg(runId)}/versions/${version}/weights${from === undefined || from.version === version ? '' : `?from=${from.version}`}`;
     const res = await this.request('GET', path, { headers, signal: options.signal, token: options.token, long: true });
     const hash = res.headers.get('ETag')?.match(/^(?:W\/)?"?([0-9a-f]{64})"?$/)?.[1];
@@ -160,13 +172,25 @@ export class CoordinatorClient {
     if (hash === undefined) throw badResponse(res.status, 'weights without an ETag naming their sha256');
     let bytes: Uint8Array = new Uint8Array(await this.body(res, path));
     if (res.headers.get('Content-Type') === WEIGHTS_DELTA_MEDIA_TYPE) {
-      // A delta from the weights we named: rebuilt here, so callers see the whole file (and verify its hash) as always.
-      if (from === undefined || res.headers.get('X-Tessera-Delta-Base') !== from.hash) throw badResponse(res.status, 'a weights delta from weights this device does not hold');
-      try {
-        bytes = applyWeightsDelta(from.bytes, bytes);
-      } catch (e) {
-        if (e instanceof CodecError) throw badResponse(res.status, e.message);
-        throw e;
+      // A delta from the weights we named: rebuilt here in float32 exactly as the coordinator built the version
+      // (weights-delta.ts, downlink.ts), so callers see the whole file, and checked against the version's hash now:
+      // a delta that fails is reported and replaced by the full file, whose hash the caller checks as always.
+      let why: string | undefined;
+      if (from === undefined || res.headers.get('X-Tessera-Delta-Base') !== from.hash) why = 'it is from weights this device does not hold';
+      else {
+        try {
+          bytes = applyWeightsDelta(from.bytes, bytes);
+          const got = await sha256(bytes);
+          if (got !== hash) why = `the rebuilt weights hash to ${got.slice(0, 12)}…, version ${version} is ${hash.slice(0, 12)}…`;
+        } catch (e) {
+          if (!(e instanceof CodecError)) throw e;
+          why = `${e.reason}: ${e.message}`;
+        }
+      }
+      if (why !== undefined) {
+        this.deltaFailures++;
+        this.onDeltaFailure?.(badResponse(res.status, `weights delta for version ${version} from version ${from?.version} refused (${why}); downloading the full file`));
+        return this.fetchWeights(runId, version, { ...options, fullFile: true });
       }
     }
     if (this.weightDeltas && typeof version === 'number' && (await sha256(bytes)) === hash) this.held.set(runId, { version, hash, bytes });

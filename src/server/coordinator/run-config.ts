@@ -1,6 +1,7 @@
 // A run's configuration file, validated. Everything a run needs to be recreated lives here; the coordinator stores
 // it with the run (with the model spec resolved from the task) so a restart or an upgrade never changes a run.
 import { z } from 'zod';
+import { DownlinkCodecSpec } from '../../core/codecs/downlink.ts';
 import { CodecSpec } from '../../core/codecs/spec.ts';
 import { ModelSpec } from '../../core/model-spec.ts';
 import { Recipe } from '../../core/protocol/schemas.ts';
@@ -53,6 +54,13 @@ export const RunConfig = z.object({
    * with error feedback on the device, or top-k then a value format. Absent: dense fp32 safetensors.
    */
   codec: CodecSpec.optional(),
+  /**
+   * Compressed downlink (src/core/codecs/downlink.ts): each version is its parent plus the strategy's step encoded
+   * with this dense codec (fp16, bf16, int8 or int4), with the coordinator's error feedback, and a device that holds
+   * an earlier version downloads the encoded steps since then when they are smaller than the file. Absent: versions
+   * are exactly what the strategy computed.
+   */
+  downlinkCodec: DownlinkCodecSpec.optional(),
   eval: z.object({
     /** Evaluate every n-th version on the task's held-out data (0: never). */
     everyVersions: z.number().int().min(0).default(1),

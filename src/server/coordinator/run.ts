@@ -23,7 +23,8 @@ import { plannerConfig } from '../../core/planner/settings.ts';
 import { initialPlannerState, plannerStateFromIssued, plan as planLease, type PlannerConfig, type PlannerState } from '../../core/planner/planner.ts';
 import { embedFlat, submodelLayout } from '../../core/submodel/submodel.ts';
 import { decodeLeaseUpload } from '../../core/zo/upload.ts';
-import { diffWeights } from '../../core/codecs/weights-delta.ts';
+import { chainDeltaSize, chainWeightsDelta, diffWeights } from '../../core/codecs/weights-delta.ts';
+import { compressVersion } from '../../core/codecs/downlink.ts';
 import { loadTask } from '../../device/tasks/registry.node.ts';
 import { GrowthError } from '../../core/growth/errors.ts';
 import { growModel } from '../../core/growth/grow.ts';
@@ -450,6 +451,10 @@ export class RunCoordinator {
     if (base === undefined) return target;
     const key = `${base.paramsHash}>${target.hash}`;
     let delta = this.deltaCache.get(key);
+    if (delta === undefined && from < v && this.config.downlinkCodec !== undefined) {
+      delta = (await this.stepChain(from, v, target.bytes)) ?? undefined;
+      if (delta !== undefined) this.cacheDelta(key, delta);
+    }
     if (delta === undefined) {
       // A base whose file is damaged gets the full file (weights() rewrites the head's, refuses an older one's).
       const baseBytes = await this.weights(base.version).then((w) => w.bytes, (e: unknown) => {
@@ -459,11 +464,43 @@ export class RunCoordinator {
       if (baseBytes === undefined) return target;
       delta = diffWeights(baseBytes, target.bytes) ?? null;
       if (delta !== null && delta.length >= target.bytes.length) delta = null;
-      // A few recent pairs: devices on the same base ask for the same delta as each new version appears.
-      this.deltaCache.set(key, delta);
-      if (this.deltaCache.size > 8) this.deltaCache.delete(this.deltaCache.keys().next().value!);
+      this.cacheDelta(key, delta);
     }
     return delta === null ? target : { hash: target.hash, bytes: delta, deltaFrom: base.paramsHash };
+  }
+
+  /** A few recent pairs: devices on the same base ask for the same delta as each new version appears. */
+  private cacheDelta(key: string, delta: Uint8Array | null): void {
+    this.deltaCache.set(key, delta);
+    if (this.deltaCache.size > 8) this.deltaCache.delete(this.deltaCache.keys().next().value!);
+  }
+
+  /**
+   * The stored encoded steps of versions from+1..v as one "TQD2" chain (weights-delta.ts), when every one of them has
+   * a step (versions committed with the downlink codec; a grown or restored version has none) and the chain is
+   * smaller than the file. Sizes come from the version rows, so a chain that would not pay is refused unread; a
+   * step whose blob is missing or damaged falls back to the other answers (the sparse delta or the file).
+   */
+  private async stepChain(from: number, v: number, file: Uint8Array): Promise<Uint8Array | undefined> {
+    const records: VersionRecord[] = [];
+    let size = chainDeltaSize(0, []);
+    for (let u = v; u > from; u--) {
+      const r = u === this.head.version ? this.head : await this.deps.store.getVersion(this.id, u);
+      if (r?.downlinkHash === undefined || r.downlinkBytes === undefined || r.parent !== u - 1) return undefined;
+      size += 4 + r.downlinkBytes;
+      if (size >= file.length) return undefined;
+      records.push(r);
+    }
+    let steps: Uint8Array[];
+    try {
+      steps = await Promise.all(records.reverse().map((r) => this.deps.blobs.get(r.downlinkHash!)));
+    } catch (e) {
+      if (!(e instanceof CorruptBlobError || e instanceof BlobNotFoundError)) throw e;
+      this.deps.log(`run ${this.id}: a downlink step between versions ${from} and ${v} is damaged on disk (${String(e)}); serving another answer`);
+      return undefined;
+    }
+    const chain = chainWeightsDelta(file, steps);
+    return chain !== undefined && chain.length < file.length ? chain : undefined;
   }
 
   /** Closes a due synchronous round; called periodically so a round ends on time even when no update arrives. */
@@ -629,7 +666,7 @@ export class RunCoordinator {
   }
 
   private async commit(): Promise<void> {
-    const next = this.strategy.apply(this.state, this.acc);
+    const { state: next, downlink } = await this.compressDownlink(this.strategy.apply(this.state, this.acc));
     const params = unflatten(next.params, this.layout);
     const paramsHash = await this.deps.blobs.put(encodeSafetensors(params, { version: String(next.version) }));
     await faultPoint('after-version-blob');
@@ -638,6 +675,7 @@ export class RunCoordinator {
       metrics: { updates: this.folded.length, ...privacyMetrics(this.privacyOf(next).privacy) },
       paramsHash,
       stateHash: await putSlots(this.deps.blobs, next.slots),
+      ...downlink,
     };
     await faultPoint('before-version-commit');
     await this.deps.store.commitVersion(version, this.folded);
@@ -655,6 +693,19 @@ export class RunCoordinator {
     this.deps.events.emit({ type: 'version', runId: this.id, version: next.version, updates: folded.length, at: version.createdAt });
     if (this.evaluator && next.version % this.config.eval.everyVersions === 0) this.evaluator.request(next.version, params);
     await this.deleteUpdateBlobs(foldedBlobs);
+  }
+
+  /**
+   * With a downlink codec, the strategy's next state becomes a compressed version: the head plus the encoded step,
+   * with the coordinator's error feedback in the state's slots (src/core/codecs/downlink.ts, DoubleSqueeze), and the
+   * encoded step is stored for weightsFrom. Seeded by the run's seed and the version number, so a commit retried
+   * after a failure, or redone after a restart from the same acknowledged updates, publishes the same bytes.
+   */
+  private async compressDownlink(next: ServerState): Promise<{ state: ServerState; downlink?: Pick<VersionRecord, 'downlinkHash' | 'downlinkBytes'> }> {
+    const spec = this.config.downlinkCodec;
+    if (spec === undefined) return { state: next };
+    const { state, encoded } = compressVersion(this.state, next, spec, this.config.seed);
+    return { state, downlink: { downlinkHash: await this.deps.blobs.put(encoded), downlinkBytes: encoded.length } };
   }
 
   /** Deletes the blobs of folded updates, unless a pending update has the same bytes (blobs are content-addressed). */

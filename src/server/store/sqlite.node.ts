@@ -98,6 +98,12 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE versions ADD COLUMN growth TEXT;
   `,
+  // 4 -> 5: compressed downlink (src/core/codecs/downlink.ts): the blob hash and byte size of each version's encoded
+  // step from its parent, so weightsFrom can size and serve a chain of steps without reading them; NULL otherwise.
+  `
+  ALTER TABLE versions ADD COLUMN downlink_hash TEXT;
+  ALTER TABLE versions ADD COLUMN downlink_bytes INTEGER;
+  `,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -120,6 +126,8 @@ interface VersionRow {
   updates: number;
   metrics: string;
   growth: string | null;
+  downlink_hash: string | null;
+  downlink_bytes: number | null;
 }
 interface DeviceRow {
   run_id: string;
@@ -194,9 +202,9 @@ export class SqliteStore implements MetadataStore {
       setRunStatus: p<[string, string]>('UPDATE runs SET status = ? WHERE id = ?'),
       setHead: p<[number, string]>('UPDATE runs SET head = ? WHERE id = ?'),
 
-      insertVersion: p<[string, number, number | null, string, string | null, number, number, string]>(
-        `INSERT INTO versions (run_id, version, parent, params_hash, state_hash, created_at, updates, metrics)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      insertVersion: p<[string, number, number | null, string, string | null, number, number, string, string | null, number | null]>(
+        `INSERT INTO versions (run_id, version, parent, params_hash, state_hash, created_at, updates, metrics, downlink_hash, downlink_bytes)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       insertGrownVersion: p<[string, number, number | null, string, string | null, number, number, string, string]>(
         `INSERT INTO versions (run_id, version, parent, params_hash, state_hash, created_at, updates, metrics, growth)
@@ -585,6 +593,7 @@ export class SqliteStore implements MetadataStore {
   private insertVersion(v: VersionRecord): void {
     this.stmt.insertVersion.run(
       v.runId, v.version, v.parent, v.paramsHash, v.stateHash, v.createdAt, v.updates, encodeMetrics(v.metrics),
+      v.downlinkHash ?? null, v.downlinkBytes ?? null,
     );
   }
 
@@ -638,6 +647,7 @@ const toVersion = (r: VersionRow): VersionRecord => ({
   updates: r.updates,
   metrics: decodeMetrics(r.metrics),
   ...(r.growth === null || r.growth === undefined ? {} : { growth: r.growth }),
+  ...(r.downlink_hash === null || r.downlink_hash === undefined || r.downlink_bytes === null ? {} : { downlinkHash: r.downlink_hash, downlinkBytes: r.downlink_bytes }),
 });
 const toDevice = (r: DeviceRow): DeviceRecord => ({
   id: r.id,

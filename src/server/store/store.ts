@@ -52,6 +52,12 @@ export interface VersionRecord {
   metrics: Record<string, number>;
   /** A version that grew the model: its GrowthRecord (src/core/growth/spec.ts) as JSON text (version lineage). */
   growth?: string;
+  /**
+   * Runs with a downlink codec (src/core/codecs/downlink.ts): the blob hash and size of the encoded step from the
+   * parent, which a device holding the parent adds to rebuild this version. Absent for other versions.
+   */
+  downlinkHash?: string;
+  downlinkBytes?: number;
 }
 
 export interface DeviceRecord {
