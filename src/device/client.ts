@@ -32,6 +32,15 @@ export const PublicTextInfo = z.object({
 });
 export type PublicTextInfo = z.infer<typeof PublicTextInfo>;
 
+/** GET /v1/runs/:run/secagg/:session, the part a device acts on. */
+export const SecAggStatus = z.object({
+  phase: z.enum(['keys', 'shares', 'masked', 'unmask', 'done', 'failed']),
+  error: z.string().optional(),
+  driven: z.object({ version: z.number().int().optional() }).optional(),
+  result: z.object({ contributors: z.array(z.number().int()) }).optional(),
+});
+export type SecAggStatus = z.infer<typeof SecAggStatus>;
+
 /** A code the coordinator sent, or bad_response when what came back does not follow the protocol. */
 export type ClientErrorCode = ErrorCode | 'bad_response';
 
@@ -202,6 +211,24 @@ export class CoordinatorClient {
     return this.json('PUT', `/v1/runs/${seg(runId)}/leases/${seg(leaseId)}/update`, UpdateAccepted, {
       token: creds.deviceToken, raw: update, signal, long: true,
     });
+  }
+
+  /** Sends one secure-aggregation message (src/core/secagg/messages.ts wire form) to a session. */
+  async sendSecAgg(runId: string, sessionId: string, creds: DeviceCredentials, message: Uint8Array, signal?: AbortSignal): Promise<void> {
+    await this.request('POST', `/v1/runs/${seg(runId)}/secagg/${seg(sessionId)}/messages`, { token: creds.deviceToken, raw: message, signal, long: true });
+  }
+
+  /** The session's current message for this device (wire form), or undefined when it has none yet (204). */
+  async pollSecAgg(runId: string, sessionId: string, creds: DeviceCredentials, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    const path = `/v1/runs/${seg(runId)}/secagg/${seg(sessionId)}/messages`;
+    const res = await this.request('GET', path, { token: creds.deviceToken, signal, long: true });
+    if (res.status === 204) return undefined;
+    return new Uint8Array(await this.body(res, path));
+  }
+
+  /** Where a secure-aggregation session stands; for a run's round, the version its sum became once done. */
+  secAggStatus(runId: string, sessionId: string, signal?: AbortSignal): Promise<SecAggStatus> {
+    return this.json('GET', `/v1/runs/${seg(runId)}/secagg/${seg(sessionId)}`, SecAggStatus, { signal });
   }
 
   private async json<S extends z.ZodType>(method: string, path: string, schema: S, init: RequestInit_): Promise<z.output<S>> {

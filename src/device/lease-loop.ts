@@ -16,7 +16,12 @@ import { allFinite, delta } from '../core/update-math.ts';
 import type { HostBatch, Model } from '../train/models/model.ts';
 import { createModel } from '../train/models/registry.ts';
 import { Trainer, type TrainRecipe } from '../train/trainer.ts';
+import { SecAggError } from '../core/secagg/errors.ts';
+import { flatten, layoutOf } from '../core/tensor.ts';
+import { SecureRoundError, SecureUpload } from './secure-upload.ts';
 import { ZoTrainer } from '../train/zo.ts';
+import { loraModel, type LoraModel } from '../train/lora.ts';
+import { parameterShapes } from '../core/submodel/shapes.ts';
 import { ZoLeaseRun } from '../train/zo-lease.ts';
 import { DEFAULT_BACKOFF, backoffDelay, isTransient, sleep, withRetry, type BackoffPolicy } from './backoff.ts';
 import { CoordinatorError, type CoordinatorClient, type DeviceCredentials } from './client.ts';
@@ -31,8 +36,11 @@ export type DeviceEvent =
   | { type: 'registered'; deviceId: string; resumed: boolean; shard: number | undefined }
   | { type: 'waiting'; reason: string; ms: number }
   | { type: 'lease'; lease: Lease }
+  /** The run's model grew: the device switched to its new spec (followModel). */
+  | { type: 'model'; model: ModelSpec; previous: ModelSpec }
   | { type: 'step'; leaseId: string; step: number; steps: number; loss: number }
-  | { type: 'uploaded'; leaseId: string; updateId: number; runVersion: number; trainLoss: number; trainSeconds: number; bytes: number }
+  /** An update the coordinator acknowledged; in a secure round (no update of its own) once the round's sum is a version. */
+  | { type: 'uploaded'; leaseId: string; updateId?: number; secure?: true; runVersion: number; trainLoss: number; trainSeconds: number; bytes: number }
   | { type: 'abandoned'; leaseId: string; reason: 'deadline' | 'stopped' | 'rejected' | 'diverged'; message: string }
   | { type: 'retry'; what: string; attempt: number; delayMs: number; error: Error }
   | { type: 'error'; error: Error; fatal: boolean };
@@ -42,7 +50,10 @@ export interface LeaseLoopOptions {
   runId: string;
   joinToken: string;
   identity: IdentityStore;
-  /** The run's model spec (GET /v1/runs/:run). */
+  /**
+   * The run's model spec (GET /v1/runs/:run) when the loop starts. When a run's model grows (POST /v1/runs/:run/grow),
+   * the loop notices a base version whose weights do not fit this spec, reads the run's new spec and goes on with it.
+   */
   model: ModelSpec;
   /** The run's task over this device's local data. */
   task: Task;
@@ -101,6 +112,10 @@ class LeaseLoop {
   private zoTrainer: { key: string; trainer: ZoTrainer } | undefined;
   private sampler: { batchSize: number; next: () => HostBatch } | undefined;
   private base: { hash: string; tensors: Map<string, Tensor> } | undefined;
+  /** The LoRA view of the current base and its trainer, kept while the base and the adapters' shape stay the same. */
+  private loraTrainer: { key: string; trainer: Trainer; model: LoraModel } | undefined;
+  /** The run's model spec as this device last learnt it (options.model, then whatever growth made it). */
+  private model: ModelSpec;
   private readonly summary: LoopSummary = { deviceId: '', uploaded: 0, abandoned: 0, steps: 0, lastRunVersion: undefined };
   private readonly now: () => number;
   private readonly slowdown: number;
@@ -111,6 +126,7 @@ class LeaseLoop {
     this.now = o.now ?? Date.now;
     this.slowdown = Math.max(1, o.slowdown ?? 1);
     this.residuals = o.residuals ?? new MemoryResidualStore();
+    this.model = o.model;
   }
 
   async run(): Promise<LoopSummary> {
@@ -137,6 +153,7 @@ class LeaseLoop {
       this.trainer = undefined;
       this.zoTrainer?.trainer.dispose();
       this.zoTrainer = undefined;
+      this.disposeLora();
     }
     return this.summary;
   }
@@ -269,14 +286,29 @@ class LeaseLoop {
     const { client, runId, signal } = this.o;
     if (this.now() > lastMoment) return abandon('deadline', 'the lease ran out before training could start');
     if (this.base?.hash !== lease.baseHash) this.base = { hash: lease.baseHash, tensors: decodeSafetensors(bytes).tensors };
+    // The run's model may have grown since this device learnt its spec: the base then has other shapes.
+    const misfit = await this.followModel(this.base.tensors);
+    if (misfit !== undefined) return abandon('rejected', misfit, true);
     // A submodel plan (HeteroFL/FedRolex width, or a subset of blocks) trains a smaller model cut from the base; the
-    // update is that model's delta, which the coordinator embeds back with its coverage.
-    const spec = submodelSpec(this.o.model, lease.plan);
-    const base = lease.plan.kind === 'full' ? this.base.tensors : extract(this.base.tensors, this.o.model, lease.plan);
+    // update is that model's delta, which the coordinator embeds back with its coverage. A LoRA plan trains adapters on
+    // the whole base, frozen.
+    const spec = submodelSpec(this.model, lease.plan);
+    const base = lease.plan.kind === 'full' || lease.plan.kind === 'lora' ? this.base.tensors : extract(this.base.tensors, this.model, lease.plan);
     // A zeroth-order lease (recipe.zo) steps with forward passes only and uploads (seed, scalar) pairs (src/train/zo.ts).
     const zo = lease.recipe.zo === undefined ? undefined : await this.zoRunFor(lease, spec, base);
-    const trainer = zo ?? await this.trainerFor(lease.recipe, spec, base);
+    const trainer = zo ?? (lease.plan.kind === 'lora' ? await this.loraTrainerFor(lease, spec, base) : await this.trainerFor(lease.recipe, spec, base));
     const next = this.batches(lease.recipe.batchSize);
+
+    // A seat in a secure round: the cohort forms (keys advertised and shared) before any compute is spent.
+    let secure: SecureUpload | undefined;
+    if (lease.secure !== undefined) {
+      try {
+        secure = await SecureUpload.join({ client, runId, creds: this.creds!, seat: lease.secure, deadline: lastMoment, signal, now: this.now, backoff: this.policy });
+      } catch (e) {
+        if (e instanceof SecureRoundError || e instanceof SecAggError) return abandon('rejected', e.message);
+        throw e;
+      }
+    }
 
     const { localSteps, lr } = lease.recipe;
     let started = performance.now();
@@ -313,8 +345,24 @@ class LeaseLoop {
     } else {
       const trained = await (trainer as Trainer).parameters();
       const diff = new Map<string, Tensor>();
-      for (const [name, t] of trained) diff.set(name, { shape: t.shape, data: delta(t.data, base.get(name)!.data) });
+      // A LoRA lease uploads the adapters themselves (A, B), not their change: the coordinator needs A and B to form
+      // s A B, and B started at zero, so an untrained adapter pair moves nothing.
+      if (lease.plan.kind === 'lora') for (const [name, t] of trained) diff.set(name, t);
+      else for (const [name, t] of trained) diff.set(name, { shape: t.shape, data: delta(t.data, base.get(name)!.data) });
       if (![...diff.values()].every((t) => allFinite(t.data))) return abandon('diverged', 'training produced non-finite parameters', true);
+      if (secure !== undefined) {
+        let done;
+        try {
+          done = await secure.submit(flatten(diff, layoutOf(createModel(spec).shapes)));
+        } catch (e) {
+          if (e instanceof SecureRoundError || e instanceof SecAggError) return abandon('deadline', e.message);
+          throw e;
+        }
+        this.summary.uploaded++;
+        this.summary.lastRunVersion = done.version;
+        this.emit({ type: 'uploaded', leaseId: lease.leaseId, secure: true, runVersion: done.version, trainLoss, trainSeconds, bytes: done.bytesSent });
+        return 'uploaded';
+      }
       // Encoded with the lease's codec (plain fp32 safetensors when it names none); top-k codecs add the kept residual.
       update = await encodeLeaseUpdate(lease, diff, meta, this.residuals);
     }
@@ -370,6 +418,65 @@ class LeaseLoop {
     return trainer;
   }
 
+  /**
+   * A Trainer of fresh adapters (rank, alpha and targets of the lease's `lora` plan; src/train/lora.ts) on the lease's
+   * base, frozen. The frozen weights are part of the LoRA model (on the runtime), so a new base means a new model and
+   * trainer; leases on the same base and adapter shape reuse them, loading fresh adapters. A is drawn per lease from
+   * the device's and the lease's ids, so devices do not share one random projection.
+   */
+  private async loraTrainerFor(lease: Lease, spec: ModelSpec, base: Map<string, Tensor>): Promise<Trainer> {
+    const plan = lease.plan as Extract<Lease['plan'], { kind: 'lora' }>;
+    const { recipe } = lease;
+    const seed = shardForDevice(`${this.summary.deviceId}/${lease.leaseId}`, 2 ** 31) ^ (this.o.seed ?? 0);
+    const key = JSON.stringify([spec, lease.baseHash, plan, recipe.optimizer, recipe.proximalMu, recipe.clipGradNorm ?? null]);
+    if (this.loraTrainer?.key === key) {
+      this.loraTrainer.trainer.load(this.loraTrainer.model.init(seed));
+      return this.loraTrainer.trainer;
+    }
+    this.disposeLora();
+    const model = loraModel(createModel(spec), base, { rank: plan.rank, alpha: plan.alpha, targets: plan.targets });
+    try {
+      const trainer = await Trainer.create(model, model.init(seed), {
+        optimizer: { kind: recipe.optimizer, lr: recipe.lr },
+        proximalMu: recipe.proximalMu,
+        ...(recipe.clipGradNorm === undefined ? {} : { clipGradNorm: recipe.clipGradNorm }),
+      });
+      this.loraTrainer = { key, trainer, model };
+      return trainer;
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
+
+  private disposeLora(): void {
+    this.loraTrainer?.trainer.dispose();
+    this.loraTrainer?.model.dispose();
+    this.loraTrainer = undefined;
+  }
+
+  /**
+   * Follows the run's model when a base version does not fit the spec this device holds (the run grew: POST
+   * /v1/runs/:run/grow makes a version of a new shape and expires the leases on the old one): reads the run's current
+   * spec and switches to it, so the next trainer is built for the new shape. Says why when even that spec does not fit
+   * (the lease is then dropped), or throws when the new model would need other data (another context or vocabulary),
+   * which this device's task cannot give.
+   */
+  private async followModel(base: ReadonlyMap<string, Tensor>): Promise<string | undefined> {
+    if (fitsSpec(base, this.model)) return undefined;
+    const view = await this.retrying('run', () => this.o.client.getRun(this.o.runId, this.o.signal));
+    if (!fitsSpec(base, view.model)) {
+      return `the lease's base weights fit neither this device's model spec nor the run's current one (${JSON.stringify(view.model)})`;
+    }
+    const [before, after] = [createModel(this.model), createModel(view.model)];
+    if (before.inputShape(1).join() !== after.inputShape(1).join() || before.classes !== after.classes) {
+      throw new Error(`the run's model changed its inputs or outputs (${JSON.stringify(this.model)} -> ${JSON.stringify(view.model)}): this device's data no longer fits it; restart the device`);
+    }
+    this.emit({ type: 'model', model: view.model, previous: this.model });
+    this.model = view.model;
+    return undefined;
+  }
+
   /** A zeroth-order run of this lease on a ZoTrainer kept while the model and the seed pool stay the same. */
   private async zoRunFor(lease: Lease, spec: ModelSpec, base: Map<string, Tensor>): Promise<ZoLeaseRun> {
     const zo = lease.recipe.zo!;
@@ -405,6 +512,12 @@ class LeaseLoop {
 type AbandonReason = Extract<DeviceEvent, { type: 'abandoned' }>['reason'];
 /** How a lease ended; 'rejected' makes the loop back off before the next one. */
 type Outcome = 'uploaded' | 'abandoned' | 'rejected';
+
+/** Whether weights have exactly the parameters (names and shapes) of a model of `spec`. */
+function fitsSpec(weights: ReadonlyMap<string, Tensor>, spec: ModelSpec): boolean {
+  const shapes = parameterShapes(spec);
+  return shapes.length === weights.size && shapes.every(([name, shape]) => weights.get(name)?.shape.join() === shape.join());
+}
 
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));

@@ -7,12 +7,13 @@
 //   mid-blob-write        FileBlobStore.put has written half of a blob's bytes to its temp file (any blob)
 //   after-update-blob     an upload's blob is durable, the update not yet recorded (no 202 sent)
 //   after-update-accept   the update is recorded (the acknowledgement point), the 202 not yet sent
+//   after-secure-sum-accept  a secure round's sum is recorded (its acknowledgement point), not yet folded
 //   after-version-blob    a new version's weights blob is durable, its state blob and row not yet written
 //   before-version-commit every blob of a new version is durable, the SQLite transaction not yet run
 //   after-version-commit  the version is committed, the folded updates' blobs not yet deleted
 // The environment is read once, at import: a production process without the variable pays one comparison per point.
 export const FAULT_POINTS = [
-  'mid-blob-write', 'after-update-blob', 'after-update-accept', 'after-version-blob', 'before-version-commit', 'after-version-commit',
+  'mid-blob-write', 'after-update-blob', 'after-update-accept', 'after-secure-sum-accept', 'after-version-blob', 'before-version-commit', 'after-version-commit',
 ] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 

@@ -16,6 +16,7 @@ import { RunEvents } from '../../src/server/coordinator/events.ts';
 import { createMetrics } from '../../src/server/coordinator/metrics.ts';
 import { RunConfig, type StoredRunConfig } from '../../src/server/coordinator/run-config.ts';
 import { RunCoordinator, type RunDeps } from '../../src/server/coordinator/run.ts';
+import { SecAggSessions } from '../../src/server/coordinator/secagg-sessions.ts';
 import { FileBlobStore } from '../../src/server/store/file-blobs.node.ts';
 import { SqliteStore } from '../../src/server/store/sqlite.node.ts';
 import type { BlobStore, DeviceRecord } from '../../src/server/store/store.ts';
@@ -52,7 +53,7 @@ describe('an upload racing a commit that deletes an identical blob', () => {
     const store = SqliteStore.open(join(dataDir, 'tessera.db'));
     const blobs = new HeldBlobs(await FileBlobStore.open(join(dataDir, 'blobs')));
     const logs: string[] = [];
-    const deps: RunDeps = { store, blobs, events: new RunEvents(), metrics: createMetrics(), log: (m) => logs.push(m), now: Date.now, evaluate: false };
+    const deps: RunDeps = { store, blobs, events: new RunEvents(), metrics: createMetrics(), secagg: new SecAggSessions(), log: (m) => logs.push(m), now: Date.now, evaluate: false };
     const config = RunConfig.parse({
       name: 'race', task: 'fashion-mlp', model: { kind: 'mlp', inputs: 784, hidden: [4], classes: 10 },
       aggregation: { mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 2 } },

@@ -25,6 +25,18 @@ export interface SecAggResult {
   readonly dropped: readonly number[];
 }
 
+export interface SecAggProgress {
+  readonly phase: 'keys' | 'shares' | 'masked' | 'unmask' | 'done';
+  /** Clients that advertised keys (U1 once the keys phase closed). */
+  readonly advertised: number;
+  /** Clients that shared keys (U2). */
+  readonly shared: number;
+  /** Clients whose masked input is in the running sum (U3). */
+  readonly masked: number;
+  /** Survivors that answered the unmask request. */
+  readonly answered: number;
+}
+
 export class SecAggServer {
   readonly quantizer: Quantizer;
   private phase: Phase = 'keys';
@@ -47,6 +59,13 @@ export class SecAggServer {
     checkConfig(config);
     this.quantizer = quantizer(config.clip, config.maxClients);
     this.maskedSum = new Uint32Array(config.dimension);
+  }
+
+  /** How far the round has come: what a driver needs to close a phase as soon as everyone expected has spoken. */
+  progress(): SecAggProgress {
+    return {
+      phase: this.phase, advertised: this.keys.size, shared: this.sharers.size, masked: this.maskedFrom.size, answered: this.responders.size,
+    };
   }
 
   /** Round 0: a client's public keys. Keys X25519 refuses (low order points) are rejected here, not at every peer. */

@@ -17,6 +17,9 @@ import { createMetrics, type CoordinatorMetrics } from './metrics.ts';
 import { RunConfig, type StoredRunConfig } from './run-config.ts';
 import { RunCoordinator, type GrowthResult, type RunDeps } from './run.ts';
 import { GrowthSpec } from '../../core/growth/spec.ts';
+import { SecAggSessions } from './secagg-sessions.ts';
+import { secureRunProblems } from './secure-rounds.ts';
+import { isSparse } from '../../core/codecs/spec.ts';
 
 export interface CoordinatorOptions {
   /** Directory of the embedded store: tessera.db (SQLite) and blobs/ (content-addressed files). */
@@ -33,6 +36,8 @@ export interface CoordinatorOptions {
 
 export class Coordinator {
   readonly events: RunEvents;
+  /** Secure-aggregation sessions of every run: ad hoc ones and the rounds of runs in mode 'secure'. */
+  readonly secagg: SecAggSessions;
   readonly metrics: CoordinatorMetrics;
   private readonly runs = new Map<string, RunCoordinator>();
   /** Runs being grown (growRun): between the old instance's retirement and the new one's opening they answer 503. */
@@ -45,6 +50,7 @@ export class Coordinator {
   private constructor(private readonly deps: RunDeps, adminToken: string) {
     this.events = deps.events;
     this.metrics = deps.metrics;
+    this.secagg = deps.secagg;
     this.adminTokenHash = hashToken(adminToken);
   }
 
@@ -55,7 +61,7 @@ export class Coordinator {
     const store: MetadataStore = SqliteStore.open(join(options.dataDir, 'tessera.db'));
     const blobs = await FileBlobStore.open(join(options.dataDir, 'blobs'), options.blobOptions);
     const deps: RunDeps = {
-      store, blobs, events: new RunEvents(), metrics: createMetrics(), evaluate: options.evaluate ?? true,
+      store, blobs, events: new RunEvents(), metrics: createMetrics(), secagg: new SecAggSessions(), evaluate: options.evaluate ?? true,
       log: options.log ?? ((m) => console.error(m)), now: options.now ?? Date.now,
     };
     const coordinator = new Coordinator(deps, options.adminToken);
@@ -88,6 +94,10 @@ export class Coordinator {
     }
     const model: ModelSpec = parsed.data.model ?? (await loadTask(parsed.data.task)).model;
     const config: StoredRunConfig = { ...parsed.data, model };
+    const secure = secureRunProblems(config);
+    if (secure.length > 0) throw new ProtocolError('bad_request', `invalid run config: ${secure.join('; ')}`);
+    const lora = loraRunProblems(config);
+    if (lora.length > 0) throw new ProtocolError('bad_request', `invalid run config: ${lora.join('; ')}`);
     if (config.planner !== undefined) {
       try {
         plannerConfig(config.planner, model, config.recipe);
@@ -187,4 +197,19 @@ export class Coordinator {
     for (const run of this.runs.values()) await run.close();
     await this.deps.store.close();
   }
+}
+
+/**
+ * What a run with LoRA leases (planner.lora) cannot be combined with. Top-k codecs: their error feedback carries what
+ * was not sent into the next lease, but a LoRA upload is adapters, not a delta, and the next lease's adapters start
+ * afresh (a new random A), so the residual would be added to unrelated numbers; value codecs (fp16, int8, ...) apply.
+ * Secure aggregation: it sums masked uploads coordinate by coordinate, and adapters of different ranks (or even of the
+ * same rank: sum A_k times sum B_k is not sum A_k B_k) cannot be summed before their products are formed.
+ */
+function loraRunProblems(config: StoredRunConfig): string[] {
+  if (config.planner?.lora === undefined) return [];
+  const problems: string[] = [];
+  if (config.codec !== undefined && isSparse(config.codec)) problems.push('codec: top-k codecs do not apply to LoRA uploads (adapters, not deltas; see planner.lora); use a value codec such as fp16 or int8');
+  if (config.aggregation.mode === 'secure') problems.push('aggregation.mode: secure aggregation sums uploads before they are decoded, and LoRA adapters must be multiplied out first (planner.lora)');
+  return problems;
 }

@@ -25,6 +25,24 @@ export const Aggregation = z.discriminatedUnion('mode', [
     roundSeconds: z.number().positive().default(120),
     minUpdates: z.number().int().min(1).default(1),
   }).strict(),
+  /**
+   * Secure aggregation (src/server/coordinator/secure-rounds.ts): rounds of up to `cohort` devices whose updates the
+   * coordinator only sees summed, each round one version. `threshold` devices must stay to the end (default: a
+   * majority, the least that is safe); every coordinate of a delta is clipped to [-clip, clip] before masking.
+   */
+  z.object({
+    mode: z.literal('secure'),
+    strategy: StrategyConfig,
+    cohort: z.number().int().min(3).max(1000),
+    threshold: z.number().int().min(2).optional(),
+    clip: z.number().positive().max(1e6).default(1),
+    /** SecAgg+ (Bell et al. 2020): each device masks with `degree` neighbours instead of the whole cohort. */
+    graph: z.object({ kind: z.literal('harary'), degree: z.number().int().min(2).max(998) }).strict().optional(),
+    /** How long a round waits for its cohort before starting with fewer (at least `threshold`). */
+    collectSeconds: z.number().positive().max(86_400).default(60),
+    /** How long the key-sharing and unmasking phases wait for slow devices. */
+    phaseSeconds: z.number().positive().max(3600).default(30),
+  }).strict(),
 ]);
 export type Aggregation = z.infer<typeof Aggregation>;
 

@@ -23,6 +23,9 @@ import { plannerConfig } from '../../core/planner/settings.ts';
 import { initialPlannerState, plannerStateFromIssued, plan as planLease, type PlannerConfig, type PlannerState } from '../../core/planner/planner.ts';
 import { embedFlat, submodelLayout } from '../../core/submodel/submodel.ts';
 import { decodeLeaseUpload } from '../../core/zo/upload.ts';
+import { LoraError, loraPlanShapes, loraToDense } from '../../core/lora.ts';
+import { coverageFromRanges } from '../../core/coverage.ts';
+import { checkedNorm } from '../../core/protocol/update-wire.ts';
 import { chainDeltaSize, chainWeightsDelta, diffWeights } from '../../core/codecs/weights-delta.ts';
 import { compressVersion } from '../../core/codecs/downlink.ts';
 import { loadTask } from '../../device/tasks/registry.node.ts';
@@ -31,6 +34,9 @@ import { growModel } from '../../core/growth/grow.ts';
 import type { GrowthRecord, GrowthSpec } from '../../core/growth/spec.ts';
 import { createModel } from '../../train/models/registry.ts';
 import { faultPoint } from '../faults.node.ts';
+import { encodeUpdate } from '../../core/protocol/update-wire.ts';
+import type { SecAggSessions } from './secagg-sessions.ts';
+import { SecureRounds, type FinishedRound } from './secure-rounds.ts';
 import {
   BlobNotFoundError, CorruptBlobError, LeaseStateError, StoreError,
   type BlobStore, type DeviceRecord, type MetadataStore, type RunRecord, type UpdateRecord, type VersionRecord,
@@ -52,6 +58,8 @@ export interface RunDeps {
   now: () => number;
   /** Whether to evaluate versions on held-out data (off in load tests). */
   evaluate: boolean;
+  /** Where runs in aggregation mode 'secure' open their rounds' sessions (served by the secagg routes). */
+  secagg: SecAggSessions;
 }
 
 export interface RunSummary {
@@ -125,6 +133,8 @@ export class RunCoordinator {
   /** The newest version that grew the model (src/core/growth): leases on older versions have the old shape. */
   private grownAt: { version: number; growth: GrowthRecord } | undefined;
   private readonly unsubscribe: () => void;
+  /** Rounds of a run in aggregation mode 'secure' (secure-rounds.ts). */
+  private readonly secure: SecureRounds | undefined;
 
   private constructor(
     private record: RunRecord,
@@ -139,6 +149,16 @@ export class RunCoordinator {
     // Every change to the run emits an event: counting them tells the stats cache whether anything moved.
     this.unsubscribe = deps.events.subscribe((e) => {
       if (e.runId === record.id) this.changes++;
+    });
+    const agg = config.aggregation;
+    this.secure = agg.mode !== 'secure' ? undefined : new SecureRounds({
+      runId: record.id, settings: agg, dimension: layout.size, trainMs: config.lease.seconds * 1000, sessions: deps.secagg, now: deps.now,
+      onSum: (round) => this.acceptSecureSum(round),
+      onFailure: (sessionId, why) => {
+        const message = `secure round ${sessionId} failed, nothing from it was recorded: ${why}`;
+        deps.log(`run ${record.id}: ${message}`);
+        deps.events.emit({ type: 'warning', runId: record.id, message });
+      },
     });
     const p = config.planner;
     this.planner = p === undefined ? undefined : plannerConfig(p, config.model, config.recipe);
@@ -273,9 +293,17 @@ export class RunCoordinator {
       round.leased++;
       deadline = Math.min(deadline, round.deadline);
     }
+    const leaseId = newId('lease');
+    let secure: Lease['secure'];
+    if (this.secure !== undefined) {
+      const seat = this.secure.seat(device.id, leaseId, this.state.version, recipe.localSteps * recipe.batchSize);
+      if ('reason' in seat) return { lease: null, reason: seat.reason, retryAfterMs: seat.retryAfterMs };
+      secure = { sessionId: seat.sessionId, clientId: seat.clientId, config: seat.config };
+      deadline = seat.deadline;
+    }
     const lease: Lease = {
-      leaseId: newId('lease'), runId: this.id, baseVersion: this.state.version, baseHash: this.head.paramsHash,
-      plan, recipe, deadline, ttlMs: deadline - now,
+      leaseId, runId: this.id, baseVersion: this.state.version, baseHash: this.head.paramsHash,
+      plan, recipe, deadline, ttlMs: deadline - now, ...(secure === undefined ? {} : { secure }),
       // A zeroth-order lease uploads (seed, scalar) pairs, which no codec applies to.
       ...(this.config.codec === undefined || recipe.zo !== undefined ? {} : { codec: this.config.codec }),
     };
@@ -292,11 +320,14 @@ export class RunCoordinator {
   async submitUpdate(device: DeviceRecord, leaseId: string, bytes: Uint8Array): Promise<UpdateAccepted> {
     try {
       const lease = await this.checkLease(device, leaseId);
+      if (lease.secure !== undefined) {
+        throw new ProtocolError('conflict', `lease ${leaseId} is a seat in secure round ${lease.secure.sessionId}: its update must be sent masked through that session, never in the clear`);
+      }
       // Decoded with the lease's codec (any other is refused), then checked like any update: finite, within the norm.
       // A zeroth-order lease's (seed, scalar) upload is replayed into its dense delta first (src/core/zo/upload.ts).
-      const decoded = decodeLeaseUpload(bytes, this.layoutOf(lease.plan), this.config.limits.maxUpdateNorm, lease);
+      const decoded = decodeLeaseUpload(bytes, this.layoutOf(lease.plan), this.uploadNormBound(lease.plan), lease);
       const update: ClientUpdate = {
-        ...this.toGlobal(decoded.delta, lease.plan),
+        ...this.toGlobal(decoded.delta, lease.plan, this.config.limits.maxUpdateNorm),
         numExamples: decoded.numExamples, localSteps: decoded.localSteps, baseVersion: lease.baseVersion,
       };
       validateUpdate(update, this.layout.size);
@@ -505,6 +536,7 @@ export class RunCoordinator {
 
   /** Closes a due synchronous round; called periodically so a round ends on time even when no update arrives. */
   async tick(): Promise<void> {
+    await this.secure?.step();
     if (this.folded.length === 0) return;
     await this.serial(async () => {
       // A round that is due closes; a commit that failed (a full disk) is retried once its backoff has passed.
@@ -572,6 +604,47 @@ export class RunCoordinator {
     });
   }
 
+  /**
+   * A secure round's recovered sum, as the run's acknowledged update: the mean of the survivors' clipped deltas
+   * (each device counts once), stored as a plain update attributed to the round's first contributor's lease, with
+   * every contributor's lease used and its device credited (store.acceptSecureSum), then folded like any update.
+   * Resolves with the version it became; throws, recording nothing, when it cannot be stored.
+   */
+  private acceptSecureSum(round: FinishedRound): Promise<number> {
+    return this.serial(async () => {
+      if (round.baseVersion !== this.state.version) {
+        throw new Error(`the round trained version ${round.baseVersion}, but the run moved on to version ${this.state.version}`);
+      }
+      const n = round.contributors.length;
+      const mean = new Float32Array(this.layout.size);
+      for (let i = 0; i < mean.length; i++) mean[i] = round.result.values[i]! / n;
+      const numExamples = round.contributors.reduce((a, m) => a + m.examples, 0);
+      const update: ClientUpdate = { delta: mean, numExamples, localSteps: this.config.recipe.localSteps, baseVersion: round.baseVersion };
+      validateUpdate(update, this.layout.size);
+      const metrics = { secureRound: 1, contributors: n, dropped: round.result.dropped.length };
+      const bytes = encodeUpdate(unflatten(mean, this.layout), { numExamples, localSteps: update.localSteps!, metrics });
+      const blobHash = await this.deps.blobs.put(bytes);
+      const first = round.contributors[0]!;
+      const at = this.deps.now();
+      const record = await this.deps.store.acceptSecureSum({
+        runId: this.id, leaseId: first.leaseId, deviceId: first.deviceId, baseVersion: round.baseVersion, blobHash,
+        numExamples, localSteps: update.localSteps!, metrics: JSON.stringify({ ...metrics, session: round.sessionId }),
+        bytes: round.bytes, acceptedAt: at,
+      }, round.contributors.map((m) => ({ leaseId: m.leaseId, deviceId: m.deviceId, examples: m.examples, bytes: m.bytes })), at);
+      await faultPoint('after-secure-sum-accept');
+      this.deps.metrics.updatesAccepted.inc({ run: this.id }, n);
+      this.deps.metrics.bytesUp.inc({ run: this.id }, round.bytes);
+      this.traffic.bytesUp += round.bytes;
+      this.traffic.updates++;
+      this.publishTraffic();
+      for (const m of round.contributors) {
+        this.deps.events.emit({ type: 'update', runId: this.id, deviceId: m.deviceId, baseVersion: round.baseVersion, staleness: 0, bytes: m.bytes, at });
+      }
+      await this.foldAndMaybeCommit(record, update);
+      return this.state.version;
+    });
+  }
+
   private publishTraffic(): void {
     this.deps.metrics.runBytes.set({ run: this.id, direction: 'up' }, this.traffic.bytesUp);
     this.deps.metrics.runBytes.set({ run: this.id, direction: 'down' }, this.traffic.bytesDown);
@@ -593,17 +666,51 @@ export class RunCoordinator {
       throw new ProtocolError('lease_expired', `lease ${leaseId} belongs to round ${lease.baseVersion}, which has closed`);
     }
     const body = JSON.parse(lease.body) as Lease;
-    return { ...lease, plan: body.plan, codec: body.codec, recipe: body.recipe };
+    return { ...lease, plan: body.plan, codec: body.codec, recipe: body.recipe, secure: body.secure };
   }
 
-  /** The flat layout an update for `plan` arrives in: the model's, or its submodel's. */
+  /** The flat layout an update for `plan` arrives in: the model's, its submodel's, or a LoRA plan's adapters. */
   private layoutOf(plan: Plan): ParamLayout {
-    return plan.kind === 'full' ? this.layout : submodelLayout(this.config.model, plan);
+    if (plan.kind === 'full') return this.layout;
+    if (plan.kind !== 'lora') return submodelLayout(this.config.model, plan);
+    try {
+      return layoutOf(loraPlanShapes(this.layout.slots.map((s) => [s.name, s.shape] as const), plan));
+    } catch (e) {
+      // Only a lease issued for another shape of the model gets here (the planner checked its plans against it).
+      if (e instanceof LoraError) throw new ProtocolError('invalid_update', `the lease's LoRA plan does not fit the run's model: ${e.message}`);
+      throw e;
+    }
   }
 
-  /** An update's delta in the global layout, with the coverage of a submodel plan (HeteroFL/FedRolex merging). */
-  private toGlobal(delta: Float32Array, plan: Plan): Pick<ClientUpdate, 'delta' | 'coverage'> {
-    return plan.kind === 'full' ? { delta } : embedFlat(delta, this.config.model, plan);
+  /**
+   * The norm bound the decoded upload itself is held to. A LoRA upload is adapters (A is random, of norm about
+   * sqrt(rank) per target whatever was learnt), so the run's bound applies to the product toGlobal makes instead.
+   */
+  private uploadNormBound(plan: Plan): number {
+    return plan.kind === 'lora' ? Infinity : this.config.limits.maxUpdateNorm;
+  }
+
+  /**
+   * An update's delta in the global layout, with the coverage of a submodel plan (HeteroFL/FedRolex merging) or of a
+   * LoRA plan's targets.
+   *
+   * LoRA: the adapters become the dense delta s A B (s = alpha / r) on each target, covering exactly the targets'
+   * coordinates, and from here on are folded like any update. For a linear strategy that is FLoRA (Wang et al. 2024,
+   * "FLoRA: Federated Fine-Tuning Large Language Models with Heterogeneous Low-Rank Adaptations") with a merge every
+   * version: the version applies mean_k p_k s_k A_k B_k, and stacking [A_1 .. A_K][p_1 s_1 B_1; ..; p_K s_K B_K] has
+   * exactly that product, for any mix of ranks. Folding products instead of stacking factors keeps the accumulator
+   * at the model's size however many adapters arrive (DESIGN: fold as they arrive), and merging every version means
+   * devices always fetch a plain base (no global adapter to download). HetLoRA's zero-padding would not be exact
+   * (src/core/lora.ts). `maxNorm` (the run's bound; Infinity when re-folding acknowledged updates) applies to the
+   * product, which is what moves the model; it also refuses products that overflow float32.
+   */
+  private toGlobal(delta: Float32Array, plan: Plan, maxNorm = Infinity): Pick<ClientUpdate, 'delta' | 'coverage'> {
+    if (plan.kind === 'full') return { delta };
+    if (plan.kind !== 'lora') return embedFlat(delta, this.config.model, plan);
+    const adapters = unflatten(delta, this.layoutOf(plan));
+    const dense = loraToDense(adapters, this.layout.slots, this.layout.size, plan);
+    checkedNorm(dense.delta, maxNorm);
+    return { delta: dense.delta, coverage: coverageFromRanges(this.layout.size, dense.ranges) };
   }
 
   private async foldAndMaybeCommit(record: UpdateRecord, update: ClientUpdate): Promise<void> {
@@ -618,6 +725,8 @@ export class RunCoordinator {
 
   private commitDue(): boolean {
     const agg = this.config.aggregation;
+    // A secure round's sum is one folded update that stands for the whole round: it makes a version by itself.
+    if (agg.mode === 'secure') return this.folded.length > 0;
     return agg.mode === 'async' ? this.strategy.ready(this.acc) : this.folded.length >= agg.cohort || this.roundDue();
   }
 

@@ -1,8 +1,12 @@
 // Secure-aggregation sessions on the live coordinator: the server role of src/core/secagg behind a run's device
 // authentication. A session is one round among the run's devices. Each device binds itself to one client id with its
 // first message (advertise_keys) and may only speak as that id afterwards; it polls for what the server has for it
-// (roster, its share delivery, the unmask request); an admin closes each phase. Sessions live in memory: a restart
-// ends them (the clients start a new one), which loses nothing but the round, since only the final sum is kept.
+// (roster, its share delivery, the unmask request). Two kinds of session share this code:
+//   - ad hoc sessions an admin creates and advances phase by phase (POST /v1/runs/:run/secagg), summing any vectors;
+//   - rounds of a run in aggregation mode 'secure' (secure-rounds.ts): the run assigns each leased device its client
+//     id, closes phases itself, and folds the unmasked sum into a version. Admins cannot advance those.
+// Sessions live in memory: a restart ends them (the clients start a new one), which loses nothing acknowledged: a
+// run acknowledges a round's updates only when their sum is recovered and stored.
 import { ProtocolError } from '../../core/protocol/errors.ts';
 import { checkConfig, type SecAggConfig } from '../../core/secagg/config.ts';
 import { SecAggError } from '../../core/secagg/errors.ts';
@@ -22,6 +26,8 @@ export interface SessionStatus {
   /** Why the session failed, when it did. */
   error?: string;
   result?: SecAggResult;
+  /** Set on a run's secure round: the run drives the phases and commits the sum as this version. */
+  driven?: { version?: number };
 }
 
 /** A SecAggError as the protocol error a device sees. */
@@ -31,18 +37,30 @@ export function secAggToProtocol(e: unknown): unknown {
   return new ProtocolError(code, `secure aggregation: ${e.message} (${e.code})`);
 }
 
-class Session {
+/** What a run that drives a session needs from it: who may speak as whom, and word of every accepted message. */
+export interface SessionDriver {
+  /** The client id the run gave this device with its lease, if any. */
+  clientIdOf(deviceId: string): number | undefined;
+  /** Called after each accepted client message (the run closes a phase once everyone expected has spoken). */
+  onMessage(): void;
+}
+
+export class Session {
   readonly server: SecAggServer;
   phase: SessionPhase = 'keys';
   error: string | undefined;
   result: SecAggResult | undefined;
+  /** The version a driven session's sum became. */
+  version: number | undefined;
+  /** Bytes of accepted client messages, by client id (the run charges them to the devices as upload traffic). */
+  readonly bytesFrom = new Map<number, number>();
   private readonly idOf = new Map<string, number>();
   private readonly deviceOf = new Map<number, string>();
   private roster: Roster | undefined;
   private deliveries = new Map<number, SharesDelivery>();
   private request: UnmaskRequest | undefined;
 
-  constructor(readonly sessionId: string, readonly runId: string, readonly config: SecAggConfig) {
+  constructor(readonly sessionId: string, readonly runId: string, readonly config: SecAggConfig, readonly driver?: SessionDriver) {
     this.server = new SecAggServer(config);
   }
 
@@ -50,7 +68,20 @@ class Session {
     return this.idOf.size;
   }
 
-  async receive(deviceId: string, m: SecAggMessage): Promise<void> {
+  /** One client message, `bytes` long on the wire; a refused message changes nothing. */
+  async receive(deviceId: string, m: SecAggMessage, bytes = 0): Promise<void> {
+    await this.accept(deviceId, m);
+    const id = this.idOf.get(deviceId)!;
+    this.bytesFrom.set(id, (this.bytesFrom.get(id) ?? 0) + bytes);
+    this.driver?.onMessage();
+  }
+
+  private async accept(deviceId: string, m: SecAggMessage): Promise<void> {
+    if (this.driver !== undefined && m.kind === 'advertise_keys') {
+      const assigned = this.driver.clientIdOf(deviceId);
+      if (assigned === undefined) throw new ProtocolError('forbidden', `this device holds no lease in secure round ${this.sessionId}`);
+      if (assigned !== m.id) throw new ProtocolError('forbidden', `this device's lease made it client ${assigned} of the round, not ${m.id}`);
+    }
     if (m.kind === 'advertise_keys') {
       const bound = this.idOf.get(deviceId);
       if (bound !== undefined && bound !== m.id) throw new ProtocolError('forbidden', `this device is client ${bound} of the session`);
@@ -80,7 +111,7 @@ class Session {
     return this.roster;
   }
 
-  /** Closes the current phase; the last one computes the sum. A failure ends the session. */
+  /** Closes the current phase; the last one computes the sum. Too many dropouts end the session as failed. */
   async advance(): Promise<void> {
     try {
       switch (this.phase) {
@@ -116,11 +147,23 @@ class Session {
 export class SecAggSessions {
   private readonly sessions = new Map<string, Session>();
 
+  /** An ad hoc session, advanced by an admin. */
   create(runId: string, config: Omit<SecAggConfig, 'session'>): string {
+    return this.open(runId, config).sessionId;
+  }
+
+  /** A session; with a driver, a run's secure round that only the run advances. */
+  open(runId: string, config: Omit<SecAggConfig, 'session'>, driver?: SessionDriver): Session {
     const sessionId = newId('secagg');
     // The session id is part of every derived key, so keys and masks never carry over between sessions.
-    this.sessions.set(sessionId, new Session(sessionId, runId, checkConfig({ ...config, session: sessionId })));
-    return sessionId;
+    const session = new Session(sessionId, runId, checkConfig({ ...config, session: sessionId }), driver);
+    this.sessions.set(sessionId, session);
+    return session;
+  }
+
+  /** Forgets a session (a run keeps its last few rounds for devices still asking how they ended). */
+  delete(sessionId: string): void {
+    this.sessions.delete(sessionId);
   }
 
   get(runId: string, sessionId: string): Session {
@@ -134,6 +177,7 @@ export class SecAggSessions {
     return {
       sessionId, runId, phase: s.phase, config: s.config, clients: s.clients,
       ...(s.error === undefined ? {} : { error: s.error }), ...(s.result === undefined ? {} : { result: s.result }),
+      ...(s.driver === undefined ? {} : { driven: s.version === undefined ? {} : { version: s.version } }),
     };
   }
 }

@@ -3,7 +3,11 @@
 //
 //   POST /v1/runs/:run/secagg                        admin   {dimension, threshold, maxClients, clip, graph?} -> 201 {sessionId}
 //   GET  /v1/runs/:run/secagg/:session               none    status: phase, bound clients, and the result once done
-//   POST /v1/runs/:run/secagg/:session/advance       admin   closes the current phase -> status
+//   POST /v1/runs/:run/secagg/:session/advance       admin   closes the current phase -> status (ad hoc sessions only)
+//
+// A run in aggregation mode 'secure' opens its own sessions (one per round, src/server/coordinator/secure-rounds.ts)
+// in the same registry; its devices use the same message routes, and the status of such a session names the version
+// its sum became instead of carrying the sum.
 //   POST /v1/runs/:run/secagg/:session/messages      device  one client message -> 202
 //   GET  /v1/runs/:run/secagg/:session/messages      device  the server's message for this device -> 200, or 204 (none yet)
 import type { Context, Hono } from 'hono';
@@ -24,7 +28,7 @@ export interface SecAggAuth {
 const CreateSession = SecAggConfigSchema.omit({ session: true });
 
 export function mountSecAgg(app: Hono, coordinator: Coordinator, auth: SecAggAuth): SecAggSessions {
-  const sessions = new SecAggSessions();
+  const sessions = coordinator.secagg;
   const translated = async <T>(f: () => Promise<T>): Promise<T> => {
     try {
       return await f();
@@ -50,7 +54,9 @@ export function mountSecAgg(app: Hono, coordinator: Coordinator, auth: SecAggAut
   app.post('/v1/runs/:run/secagg/:session/advance', (c) => translated(async () => {
     auth.requireAdmin(c);
     const { runId, sessionId } = ids(c);
-    await sessions.get(runId, sessionId).advance();
+    const session = sessions.get(runId, sessionId);
+    if (session.driver !== undefined) throw new ProtocolError('conflict', `session ${sessionId} is a round of run ${runId}'s secure aggregation: the run closes its phases`);
+    await session.advance();
     return c.json(statusBody(sessions.status(runId, sessionId)));
   }));
   app.post('/v1/runs/:run/secagg/:session/messages', (c) => translated(async () => {
@@ -63,7 +69,7 @@ export function mountSecAgg(app: Hono, coordinator: Coordinator, auth: SecAggAut
     const { dimension, maxClients } = session.config;
     // The largest message: a masked vector (4 bytes a value) or a client's shares (about 300 bytes a peer).
     const bytes = await readBodyLimited(c.req.raw, 4 * dimension + 1024 + 512 * maxClients);
-    await session.receive(d.id, decodeMessage(bytes));
+    await session.receive(d.id, decodeMessage(bytes), bytes.length);
     return c.json({ accepted: true }, 202);
   }));
   app.get('/v1/runs/:run/secagg/:session/messages', (c) => translated(async () => {
@@ -79,6 +85,8 @@ export function mountSecAgg(app: Hono, coordinator: Coordinator, auth: SecAggAut
 function statusBody(s: SessionStatus) {
   const { result, ...rest } = s;
   if (result === undefined) return rest;
+  // A run's round: its sum is the aggregated update, served as the version it became, not as a JSON array.
+  if (s.driven !== undefined) return { ...rest, result: { contributors: result.contributors, dropped: result.dropped } };
   const sum = result.sum;
   return {
     ...rest,

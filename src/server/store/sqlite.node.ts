@@ -26,6 +26,7 @@ import {
   type VersionTraffic,
   type RunRecord,
   type RunStatus,
+  type SecureMember,
   type UpdateRecord,
   type VersionRecord,
 } from './store.ts';
@@ -240,6 +241,7 @@ export class SqliteStore implements MetadataStore {
       useLease: p<[string, string]>(
         "UPDATE leases SET status = 'used' WHERE run_id = ? AND id = ? AND status = 'open'",
       ),
+      useMemberLease: p<[string, string]>("UPDATE leases SET status = 'used' WHERE run_id = ? AND id = ?"),
       expireLeases: p<[string, number]>(
         "UPDATE leases SET status = 'expired' WHERE run_id = ? AND status = 'open' AND deadline < ?",
       ),
@@ -462,6 +464,28 @@ export class SqliteStore implements MetadataStore {
         u.acceptedAt,
       );
       this.stmt.countUpdate.run(u.numExamples, trainSeconds(u.metrics), u.bytes, u.acceptedAt, u.runId, u.deviceId);
+      return toUpdate(row!);
+    });
+  }
+
+  async acceptSecureSum(u: NewUpdate, members: readonly SecureMember[], now: number): Promise<UpdateRecord> {
+    return this.write(`acceptSecureSum(${u.runId}, ${u.leaseId})`, () => {
+      if (!members.some((m) => m.leaseId === u.leaseId && m.deviceId === u.deviceId)) {
+        throw new StoreError(`the sum's lease ${u.leaseId} is not one of its members'`);
+      }
+      for (const m of members) {
+        const lease = this.stmt.getLease.get(u.runId, m.leaseId);
+        const refuse = (state: LeaseStateError['state'], why: string) => new LeaseStateError(state, `lease ${m.leaseId} of run ${u.runId} ${why}`);
+        if (!lease) throw refuse('missing', 'does not exist');
+        if (lease.device_id !== m.deviceId) throw refuse('wrong-device', `was not issued to device ${m.deviceId}`);
+        if (lease.status === 'used') throw refuse('used', 'is used');
+        this.stmt.useMemberLease.run(u.runId, m.leaseId);
+        this.stmt.countUpdate.run(m.examples, 0, m.bytes, now, u.runId, m.deviceId);
+      }
+      const row = this.stmt.insertUpdate.get(
+        u.runId, u.leaseId, u.deviceId, u.baseVersion, u.blobHash, u.numExamples, u.localSteps, u.metrics, u.bytes,
+        u.acceptedAt,
+      );
       return toUpdate(row!);
     });
   }

@@ -12,6 +12,14 @@ import type { IssuedPlans } from '../../core/planner/planner.ts';
 export type { IssuedPlans };
 
 /** Immutable bytes stored under the sha256 (lowercase hex) of their content. */
+/** A device whose delta is inside a secure round's sum. */
+export interface SecureMember {
+  leaseId: string;
+  deviceId: string;
+  examples: number;
+  bytes: number;
+}
+
 export interface BlobStore {
   /** Stores bytes durably (written, fsynced, renamed into place) and returns their hash. Idempotent. */
   put(bytes: Uint8Array): Promise<string>;
@@ -191,6 +199,14 @@ export interface MetadataStore {
    * the update. Throws LeaseStateError (with the lease's actual state) otherwise, changing nothing.
    */
   acceptUpdate(update: NewUpdate, now: number): Promise<UpdateRecord>;
+  /**
+   * A secure-aggregation round's sum, in one transaction: every member lease (open or past its deadline: the round
+   * waited for its masked input before that deadline, and unmasking comes after) is marked used, each member's device
+   * is credited with one update of its examples and bytes, and one update row records the sum under `sum.leaseId`
+   * (one of the members'). Throws LeaseStateError, changing nothing, when a lease is missing, another device's, or
+   * already used.
+   */
+  acceptSecureSum(sum: NewUpdate, members: readonly SecureMember[], now: number): Promise<UpdateRecord>;
   /** Updates not yet folded into a version, in acceptance order. */
   pendingUpdates(runId: string): Promise<UpdateRecord[]>;
   /** In one transaction: records the version, marks `folded` updates as folded into it, and moves the run's head. */

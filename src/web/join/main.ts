@@ -227,7 +227,7 @@ function onEvent(e: DeviceEvent): void {
       set('stat-bytes', `${(contribution.bytes / 1024).toFixed(0)} KiB`);
       set('stat-version', String(e.runVersion));
       status(`Update accepted (run at version ${e.runVersion}). ${contribution.uploaded} so far.`);
-      log(`update ${e.updateId} accepted: train loss ${e.trainLoss.toFixed(3)}, ${e.trainSeconds.toFixed(1)} s, run v${e.runVersion}`);
+      log(`${e.secure ? 'secure round' : `update ${e.updateId}`} accepted: train loss ${e.trainLoss.toFixed(3)}, ${e.trainSeconds.toFixed(1)} s, run v${e.runVersion}`);
       return;
     case 'abandoned':
       contribution.abandoned++;
