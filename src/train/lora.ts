@@ -4,21 +4,22 @@
 // the unchanged Trainer trains it and a device's update (trainer.parameters() minus the initial adapters, or the
 // adapters themselves) holds only adapter tensors: r (in + out) numbers per matrix instead of in * out.
 // Aggregation across devices of different ranks and the merge into the base live in src/core/lora.ts.
-import { loraNames, loraShapes } from '../core/lora.ts';
+import { GPT_LORA_TARGETS, loraNames, loraPlanShapes, loraShapes } from '../core/lora.ts';
 import type { TensorRecord } from '../core/tensor.ts';
 import { initTensors, type Init } from './models/init.ts';
 import type { Model } from './models/model.ts';
 import { dispose, np, toDevice, type JaxArray, type Params } from './runtime/jax.ts';
 
-/** GPT-2's attention and MLP matrices (not embeddings, norms or biases), the targets of the LoRA paper and of PEFT. */
-export const GPT_LORA_TARGETS = /^h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
 
 export interface LoraOptions {
   rank: number;
   /** Scale numerator: W_eff = W + (alpha / rank) A B. Default: 2 * rank (scale 2). */
   alpha?: number;
-  /** Which base parameters get adapters (2-D ones only). Default: GPT_LORA_TARGETS. */
-  targets?: RegExp;
+  /**
+   * Which base parameters get adapters: a pattern (2-D parameters whose names match), or the exact names a `lora`
+   * lease lists (each checked to be a weight matrix of the model, with rank <= min(in, out)). Default: GPT_LORA_TARGETS.
+   */
+  targets?: RegExp | readonly string[];
 }
 
 export interface LoraModel extends Model {
@@ -36,8 +37,10 @@ export function loraModel(base: Model, frozen: TensorRecord, options: LoraOption
     const t = frozen.get(name);
     if (t === undefined || t.shape.join() !== shape.join()) throw new RangeError(`frozen base: ${name} must have shape [${shape.join(', ')}]`);
   }
-  const shapes = loraShapes(base.shapes, rank, pattern);
-  const targets = base.shapes.filter(([name, shape]) => pattern.test(name) && shape.length === 2).map(([name]) => name);
+  const shapes = pattern instanceof RegExp ? loraShapes(base.shapes, rank, pattern) : loraPlanShapes(base.shapes, { rank, alpha, targets: pattern });
+  const targets = pattern instanceof RegExp
+    ? base.shapes.filter(([name, shape]) => pattern.test(name) && shape.length === 2).map(([name]) => name)
+    : [...pattern];
   const specs: Array<readonly [string, readonly number[], Init]> = shapes.map(([name, shape]) => [
     name, shape, name.endsWith('.lora_A') ? { kind: 'normal', std: 1 / Math.sqrt(shape[0]!) } : { kind: 'const', value: 0 },
   ]);
