@@ -482,19 +482,20 @@ export class RunCoordinator {
     if (base === undefined) return target;
     const key = `${base.paramsHash}>${target.hash}`;
     let delta = this.deltaCache.get(key);
-    if (delta === undefined && from < v && this.config.downlinkCodec !== undefined) {
-      delta = (await this.stepChain(from, v, target.bytes)) ?? undefined;
-      if (delta !== undefined) this.cacheDelta(key, delta);
-    }
     if (delta === undefined) {
-      // A base whose file is damaged gets the full file (weights() rewrites the head's, refuses an older one's).
+      // Runs with a downlink codec: the chain of stored steps (needs no base file on this side).
+      const chain = from < v && this.config.downlinkCodec !== undefined ? await this.stepChain(from, v, target.bytes) : undefined;
+      // A base whose file is damaged gets no sparse delta (weights() rewrites the head's, refuses an older one's).
       const baseBytes = await this.weights(base.version).then((w) => w.bytes, (e: unknown) => {
         if (e instanceof ProtocolError) return undefined;
         throw e;
       });
-      if (baseBytes === undefined) return target;
-      delta = diffWeights(baseBytes, target.bytes) ?? null;
-      if (delta !== null && delta.length >= target.bytes.length) delta = null;
+      if (baseBytes === undefined && chain === undefined) return target;
+      // The smallest answer wins: the chain, the sparse delta of changed entries, or (null) the file itself.
+      delta = null;
+      for (const d of [chain, baseBytes === undefined ? undefined : diffWeights(baseBytes, target.bytes)]) {
+        if (d !== undefined && d.length < (delta ?? target.bytes).length) delta = d;
+      }
       this.cacheDelta(key, delta);
     }
     return delta === null ? target : { hash: target.hash, bytes: delta, deltaFrom: base.paramsHash };
