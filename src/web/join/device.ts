@@ -42,7 +42,9 @@ export interface DeviceObserver {
 
 /** Profiles this tab and works leases of the run until the signal aborts. */
 export async function runBrowserDevice(req: JoinRequest, pause: PauseGate, ui: DeviceObserver, signal: AbortSignal): Promise<LoopSummary> {
-  const client = new CoordinatorClient(req.coordinator);
+  // Weights deltas: a tab that trained on version u asks for v as a delta from u (a chain of compressed steps in runs
+  // with a downlink codec), rebuilt and checked against v's hash by the shared client; costs one copy of the weights.
+  const client = new CoordinatorClient(req.coordinator, { weightDeltas: true });
   ui.status('Reading the run…');
   const run = await client.getRun(req.runId, signal);
   ui.run(run);
