@@ -4,35 +4,22 @@
 //   - every stored update is folded into exactly one version or still pending (fewer than K pending);
 //   - the head weights equal version 0 plus the FedBuff steps of exactly the folded updates.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { encodeUpdate } from '../../src/core/protocol/update-wire.ts';
 import { decodeSafetensors } from '../../src/core/safetensors.ts';
 import type { Tensor } from '../../src/core/tensor.ts';
+import { spawnCoordinator } from './spawn-coordinator.ts';
 
 const ADMIN = 'crash-test-admin-token-0123456789';
 const K = 3;
 const KILLS = 4;
 
-function startServer(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--data-dir', dataDir, '--port', '0', '--no-eval'], {
-    env: { ...process.env, TESSERA_ADMIN_TOKEN: ADMIN, TESSERA_THREADS: '0' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      const m = line.match(/listening on (http:\/\/\S+)/);
-      if (m) resolve({ child, url: m[1]! });
-    });
-    child.once('exit', (code) => reject(new Error(`coordinator exited with ${code} before listening`)));
-  });
-}
+const startServer = (dataDir: string) => spawnCoordinator(dataDir, { adminToken: ADMIN });
 
 async function kill9(child: ChildProcess): Promise<void> {
   const exited = new Promise((r) => child.once('exit', r));

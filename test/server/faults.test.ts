@@ -9,39 +9,23 @@
 // into exactly one version or still pending, versions form a chain of K updates each, and the head weights are
 // version 0 plus the FedBuff steps of exactly the folded updates.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { encodeUpdate } from '../../src/core/protocol/update-wire.ts';
 import { decodeSafetensors } from '../../src/core/safetensors.ts';
 import type { Tensor } from '../../src/core/tensor.ts';
 import { parseFault } from '../../src/server/faults.node.ts';
+import { spawnCoordinator, type SpawnedCoordinator } from './spawn-coordinator.ts';
 
 const ADMIN = 'faults-test-admin-token-0123456789';
 const K = 2;
 
-interface Server { child: ChildProcess; url: string; exited: Promise<NodeJS.Signals | null> }
-
-function startServer(dataDir: string, fault?: string): Promise<Server> {
-  const child = spawn(process.execPath, [
-    '--import', 'tsx', 'src/cli/main.ts', 'serve', '--data-dir', dataDir, '--port', '0', '--no-eval', '--rate-limit-device', '1000:1000',
-  ], {
-    env: { ...process.env, TESSERA_ADMIN_TOKEN: ADMIN, TESSERA_THREADS: '0', TESSERA_FAULT: fault ?? '' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, signal) => r(signal)));
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = line.match(/listening on (http:\/\/\S+)/);
-      if (m) resolve({ child, url: m[1]!, exited });
-    });
-    child.once('exit', (code) => reject(new Error(`coordinator exited with ${code} before listening`)));
-  });
-}
+type Server = SpawnedCoordinator;
+const startServer = (dataDir: string, fault?: string): Promise<Server> =>
+  spawnCoordinator(dataDir, { adminToken: ADMIN, ...(fault === undefined ? {} : { fault }), args: ['--rate-limit-device', '1000:1000'] });
 
 const sqlite = (dataDir: string) => new Database(join(dataDir, 'tessera.db'), { readonly: true });
 const tempFiles = (dataDir: string) => readdirSync(join(dataDir, 'blobs'), { recursive: true, encoding: 'utf8' }).filter((f) => f.includes('.tmp-'));

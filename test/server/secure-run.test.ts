@@ -9,9 +9,7 @@
 //   - configs that need individual updates (FedBuff, robust rules, planners, codecs) are refused with reasons.
 import '../../src/train/runtime/worker-threads.node.ts';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +29,7 @@ import { loadTask } from '../../src/device/tasks/registry.node.ts';
 import { MemoryWeightsCache } from '../../src/device/weights-cache.ts';
 import { startCoordinator, type RunningCoordinator } from '../../src/server/http/serve.node.ts';
 import { createModel } from '../../src/train/models/registry.ts';
+import { spawnCoordinator } from './spawn-coordinator.ts';
 
 const ADMIN = 'secure-run-admin-token-0123456789';
 const SPEC: MlpSpec = { kind: 'mlp', inputs: 784, hidden: [4], classes: 10 };
@@ -169,19 +168,10 @@ describe('runs in aggregation mode secure', () => {
 
   it('a kill -9 after a round\'s sum is recorded loses nothing: the restart folds it into the version', { timeout: 120_000 }, async (t) => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tessera-secure-kill-'));
-    const start = (fault: string): Promise<{ child: ChildProcess; url: string; exited: Promise<unknown> }> => {
-      const child = spawn(process.execPath, [
-        '--import', 'tsx', 'src/cli/main.ts', 'serve', '--data-dir', dataDir, '--port', '0', '--no-eval', '--rate-limit-device', '1000:1000',
-      ], { env: { ...process.env, TESSERA_ADMIN_TOKEN: ADMIN, TESSERA_THREADS: '0', TESSERA_FAULT: fault }, stdio: ['ignore', 'pipe', 'inherit'] });
-      t.after(() => child.kill('SIGKILL'));
-      const exited = new Promise((r) => child.once('exit', (_code, signal) => r(signal)));
-      return new Promise((resolve, reject) => {
-        createInterface({ input: child.stdout! }).on('line', (line) => {
-          const m = line.match(/listening on (http:\/\/\S+)/);
-          if (m) resolve({ child, url: m[1]!, exited });
-        });
-        child.once('exit', (code) => reject(new Error(`coordinator exited with ${code} before listening`)));
-      });
+    const start = async (fault: string) => {
+      const spawned = await spawnCoordinator(dataDir, { adminToken: ADMIN, fault, args: ['--rate-limit-device', '1000:1000'] });
+      t.after(() => spawned.child.kill('SIGKILL'));
+      return spawned;
     };
     let server = await start('crash-after:after-secure-sum-accept');
     const post = async (path: string, token: string, body: unknown) => {
