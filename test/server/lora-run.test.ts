@@ -105,6 +105,9 @@ describe('LoRA runs on the coordinator', () => {
     const topk = await createRun({ planner: PLANNER, codec: { topK: 0.1, values: 'fp32' } });
     assert.equal(topk.status, 400, JSON.stringify(topk.body));
     assert.match(topk.body.error.message, /top-k codecs do not apply to LoRA uploads/);
+    const robust = await createRun({ planner: PLANNER, aggregation: { mode: 'async', strategy: { kind: 'robust', bufferSize: 3, rule: { kind: 'median' } } } });
+    assert.equal(robust.status, 400, JSON.stringify(robust.body));
+    assert.match(robust.body.error.message, /aggregation\.strategy: robust rules take full-model updates only/);
   });
 
   it('a version after LoRA updates of ranks 4, 2, 1 is base + the weighted mean of s_k A_k B_k (FLoRA, merged)', async () => {
@@ -210,6 +213,59 @@ describe('LoRA runs on the coordinator', () => {
     assert.equal(ack.runVersion, 1, 'K = 1: a version');
     const v1 = await weightsOf(run.runId, 1);
     for (const [name, t] of base) assert.deepEqual(v1.get(name)!.data, t.data, `${name}: B = 0 moves nothing`);
+  });
+
+  it('an acknowledged LoRA update survives a restart: re-folded from its lease\'s plan into the next version', async () => {
+    const created = await createRun({
+      planner: PLANNER,
+      aggregation: { mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 2, staleness: { kind: 'constant' } } },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const run = created.body as { runId: string; joinToken: string };
+    let client = new CoordinatorClient(srv.url);
+    const base = await weightsOf(run.runId, 0);
+    const first = await device(client, run, 8192);
+    const second = await device(client, run, 512);
+    const [p1, p2] = [first.lease.plan as LoraPlan, second.lease.plan as LoraPlan];
+    assert.deepEqual([p1.rank, p2.rank], [4, 1]);
+    const [u1, u2] = [adaptersFor(p1, base, 21), adaptersFor(p2, base, 22)];
+    const meta = { numExamples: 4, localSteps: 2, metrics: {} };
+    assert.equal((await client.uploadUpdate(run.runId, first.lease.leaseId, first.creds, encodeUpdate(u1, meta))).runVersion, 0, 'pending (K = 2)');
+    await srv.close();
+    srv = await startCoordinator({ dataDir: join(dir, 'coordinator'), port: 0, adminToken: ADMIN, evaluate: false, log: () => {} });
+    client = new CoordinatorClient(srv.url);
+    assert.equal((await client.uploadUpdate(run.runId, second.lease.leaseId, second.creds, encodeUpdate(u2, meta))).runVersion, 1, 'the second closes the buffer');
+    // FedBuff with constant staleness and K = 2: the mean of the two products, merged.
+    const merged = mergeLora(base, stackLora([{ adapters: u1, weight: 1, scale: p1.alpha / p1.rank }, { adapters: u2, weight: 1, scale: p2.alpha / p2.rank }]));
+    const v1 = await weightsOf(run.runId, 1);
+    for (const [name, t] of merged) {
+      const err = t.data.reduce((m, v, i) => Math.max(m, Math.abs(v - v1.get(name)!.data[i]!)), 0);
+      assert.ok(err < 1e-6, `${name}: the re-folded version differs from FLoRA's by ${err.toExponential(2)}`);
+    }
+  });
+
+  it('value codecs apply to LoRA uploads: a device on an int8 run uploads coded adapters that move only the targets', async () => {
+    const created = await createRun({
+      planner: PLANNER, codec: { values: 'int8' },
+      aggregation: { mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 1, staleness: { kind: 'constant' } } },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const run = created.body as { runId: string; joinToken: string };
+    const events: DeviceEvent[] = [];
+    const summary = await runLeaseLoop({
+      client: new CoordinatorClient(srv.url), runId: run.runId, joinToken: run.joinToken, identity: new MemoryIdentityStore(),
+      model, task: await loadTask('shakespeare', model), shard: 0, profile: { memoryMiB: 2048, examplesPerSecond: 100 },
+      cache: new MemoryWeightsCache(), maxLeases: 1, backoff: { baseMs: 20, maxMs: 200, factor: 2, maxRetries: 20 }, onEvent: (e) => events.push(e),
+    });
+    assert.equal(summary.uploaded, 1, `uploaded (${JSON.stringify(events.filter((e) => e.type === 'abandoned' || e.type === 'error'))})`);
+    const lease = events.find((e): e is Extract<DeviceEvent, { type: 'lease' }> => e.type === 'lease')!.lease;
+    assert.deepEqual(lease.codec?.values, 'int8', 'the LoRA lease carries the run\'s codec');
+    const plan = lease.plan as LoraPlan;
+    const [v0, v1] = [await weightsOf(run.runId, 0), await weightsOf(run.runId, 1)];
+    for (const [name, t] of v0) {
+      const moved = v1.get(name)!.data.some((v, i) => v !== t.data[i]);
+      assert.equal(moved, plan.targets.includes(name), `${name} ${plan.targets.includes(name) ? 'moved' : 'stayed'}`);
+    }
   });
 
   it('a device on the lease loop trains adapters and uploads only them; bytes per update vs a full update', async () => {

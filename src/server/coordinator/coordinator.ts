@@ -204,12 +204,15 @@ export class Coordinator {
  * was not sent into the next lease, but a LoRA upload is adapters, not a delta, and the next lease's adapters start
  * afresh (a new random A), so the residual would be added to unrelated numbers; value codecs (fp16, int8, ...) apply.
  * Secure aggregation: it sums masked uploads coordinate by coordinate, and adapters of different ranks (or even of the
- * same rank: sum A_k times sum B_k is not sum A_k B_k) cannot be summed before their products are formed.
+ * same rank: sum A_k times sum B_k is not sum A_k B_k) cannot be summed before their products are formed. Robust
+ * rules: they refuse partial-coverage updates, and a LoRA update covers its targets only.
  */
 function loraRunProblems(config: StoredRunConfig): string[] {
   if (config.planner?.lora === undefined) return [];
   const problems: string[] = [];
   if (config.codec !== undefined && isSparse(config.codec)) problems.push('codec: top-k codecs do not apply to LoRA uploads (adapters, not deltas; see planner.lora); use a value codec such as fp16 or int8');
   if (config.aggregation.mode === 'secure') problems.push('aggregation.mode: secure aggregation sums uploads before they are decoded, and LoRA adapters must be multiplied out first (planner.lora)');
+  // A LoRA update covers only its targets (toGlobal), and the robust rules aggregate full-model updates only.
+  if (config.aggregation.strategy.kind === 'robust') problems.push('aggregation.strategy: robust rules take full-model updates only, and a LoRA update covers only its target matrices (planner.lora)');
   return problems;
 }
