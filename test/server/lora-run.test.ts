@@ -10,7 +10,7 @@
 //     of the same model, both measured on the wire.
 import '../../src/train/runtime/worker-threads.node.ts';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -105,6 +105,9 @@ describe('LoRA runs on the coordinator', () => {
     const topk = await createRun({ planner: PLANNER, codec: { topK: 0.1, values: 'fp32' } });
     assert.equal(topk.status, 400, JSON.stringify(topk.body));
     assert.match(topk.body.error.message, /top-k codecs do not apply to LoRA uploads/);
+    const example = JSON.parse(readFileSync('examples/shakespeare-lora.json', 'utf8')) as Record<string, unknown>;
+    const shipped = await createRun({ ...example, model: undefined });
+    assert.equal(shipped.status, 201, `examples/shakespeare-lora.json creates a run (${JSON.stringify(shipped.body)})`);
     const robust = await createRun({ planner: PLANNER, aggregation: { mode: 'async', strategy: { kind: 'robust', bufferSize: 3, rule: { kind: 'median' } } } });
     assert.equal(robust.status, 400, JSON.stringify(robust.body));
     assert.match(robust.body.error.message, /aggregation\.strategy: robust rules take full-model updates only/);
