@@ -124,6 +124,9 @@ function progressDisplay(): Display {
         case 'retry':
           state.status = `retry ${e.attempt + 1} of ${e.what} in ${(e.delayMs / 1000).toFixed(1)} s: ${e.error.message}`;
           break;
+        case 'model':
+          log(`the run's model changed (it grew): now training ${JSON.stringify(e.model)}`);
+          break;
         case 'abandoned':
           log(`lease ${e.leaseId} abandoned (${e.reason}): ${e.message}`);
           state.status = `abandoned (${e.reason})`;
