@@ -248,9 +248,10 @@ describe('LoRA runs on the coordinator', () => {
   });
 
   it('value codecs apply to LoRA uploads: a device on an int8 run uploads coded adapters that move only the targets', async () => {
+    // K = 2 and two leases: both on version 0, so the second reuses the device's LoRA trainer with fresh adapters.
     const created = await createRun({
       planner: PLANNER, codec: { values: 'int8' },
-      aggregation: { mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 1, staleness: { kind: 'constant' } } },
+      aggregation: { mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 2, staleness: { kind: 'constant' } } },
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const run = created.body as { runId: string; joinToken: string };
@@ -258,10 +259,12 @@ describe('LoRA runs on the coordinator', () => {
     const summary = await runLeaseLoop({
       client: new CoordinatorClient(srv.url), runId: run.runId, joinToken: run.joinToken, identity: new MemoryIdentityStore(),
       model, task: await loadTask('shakespeare', model), shard: 0, profile: { memoryMiB: 2048, examplesPerSecond: 100 },
-      cache: new MemoryWeightsCache(), maxLeases: 1, backoff: { baseMs: 20, maxMs: 200, factor: 2, maxRetries: 20 }, onEvent: (e) => events.push(e),
+      cache: new MemoryWeightsCache(), maxLeases: 2, backoff: { baseMs: 20, maxMs: 200, factor: 2, maxRetries: 20 }, onEvent: (e) => events.push(e),
     });
-    assert.equal(summary.uploaded, 1, `uploaded (${JSON.stringify(events.filter((e) => e.type === 'abandoned' || e.type === 'error'))})`);
-    const lease = events.find((e): e is Extract<DeviceEvent, { type: 'lease' }> => e.type === 'lease')!.lease;
+    assert.equal(summary.uploaded, 2, `uploaded (${JSON.stringify(events.filter((e) => e.type === 'abandoned' || e.type === 'error'))})`);
+    const leases = events.filter((e): e is Extract<DeviceEvent, { type: 'lease' }> => e.type === 'lease').map((e) => e.lease);
+    assert.deepEqual(leases.map((l) => l.baseVersion), [0, 0], 'both leases on version 0');
+    const lease = leases[0]!;
     assert.deepEqual(lease.codec?.values, 'int8', 'the LoRA lease carries the run\'s codec');
     const plan = lease.plan as LoraPlan;
     const [v0, v1] = [await weightsOf(run.runId, 0), await weightsOf(run.runId, 1)];
