@@ -3,10 +3,11 @@
 // a device holding version v-1 (or v-k) downloads the encoded step (or the chain of steps), rebuilds the version in
 // float32 bit for bit (its sha256 is the version's), and is charged the bytes it was actually sent; the residual
 // survives a coordinator restart (a restarted run publishes the same bytes as one that never stopped); a tampered
-// delta is reported and replaced by the full file; a top-k downlink codec is refused with a clear error.
+// delta is reported and replaced by the full file, and so is a chain whose step is missing on the coordinator's disk;
+// a top-k downlink codec is refused with a clear error.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -186,6 +187,25 @@ describe('a run with a compressed downlink', () => {
     await honest.fetchWeights(run.runId, 0);
     const again = await honest.fetchWeights(run.runId, 1);
     assert.ok(!again.notModified && sha(again.bytes) === again.hash && honest.deltaFailures === 0);
+  });
+
+  it('a step missing on disk: the coordinator serves the full file instead of a chain', async () => {
+    const run = await newRun();
+    const device = new CoordinatorClient(srv.url, { weightDeltas: true });
+    const creds = await device.register(run.runId, run.joinToken, { memoryMiB: 512, examplesPerSecond: 100 });
+    const v0 = await device.fetchWeights(run.runId, 0);
+    assert.ok(!v0.notModified);
+    const d = await submit(device, run.runId, creds, 31);
+    // The step the coordinator stored, recomputed from the files (as in the first test) to find its blob.
+    const w0 = flat(v0.bytes);
+    const step = compressStep(w0, Float32Array.from(w0, (x, i) => x + d[i]!), undefined, INT8, downlinkSeed(SEED, 1)).encoded;
+    const hash = sha(step);
+    rmSync(join(dir, 'coordinator', 'blobs', hash.slice(0, 2), hash.slice(2)));
+    const res = await fetch(`${srv.url}/v1/runs/${run.runId}/versions/1/weights?from=0`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/octet-stream', 'the full file');
+    const body = new Uint8Array(await res.arrayBuffer());
+    assert.equal(sha(body), (await device.getVersion(run.runId, 1)).hash, 'version 1 itself');
   });
 
   it('a top-k or fp32 downlink codec is refused with a clear error, and no run is created', async () => {
