@@ -11,13 +11,13 @@
 // Gradient Descent with Double-pass Error-Compensated Compression", ICML 2019, PMLR 97:6155-6165: the parameter
 // server compresses the aggregate again before sending it back, and compensates its own compression error), as in
 // the bidirectional compression of Artemis (Philippenko and Dieuleveut, "Artemis: tight convergence guarantees for
-// bidirectional compression in Federated Learning", arXiv:2006.14591, 2020). Unlike both papers, the compressed
-// model is the model: the coordinator holds no uncompressed copy that devices never see, so there is one version
-// history and content hashes stay exact. Residual bookkeeping telescopes: after T versions,
+// bidirectional compression in Federated Learning", arXiv:2006.14591, 2020, which compresses both directions with
+// partial participation). As in DoubleSqueeze, every holder of the model moves it by the compressed step only: the
+// coordinator keeps no uncompressed copy, so there is one version history and content hashes stay exact; the
+// residual is kept only on the coordinator and never sent. Residual bookkeeping telescopes: after T versions,
 // w_T + r_T = w_0 + sum of the strategy's steps (up to float32 rounding), so nothing the strategy asked for is lost,
 // only delayed. The randomness of stochastic rounding is seeded from the run's seed and the version number, so a
 // restart that re-folds the same updates commits the same bytes.
-import { z } from 'zod';
 import { Rng } from '../rng.ts';
 import type { ServerState } from '../strategies/types.ts';
 import { decodeVector } from './decode.ts';
