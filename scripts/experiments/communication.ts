@@ -68,6 +68,10 @@ interface Setup {
   /** The run's downlink codec (network.downlinkCodec); absent: fp32 files or exact sparse deltas. */
   downlink?: CodecSpecInput;
   diloco?: boolean;
+  /** DiLoCo's own regime: this many fixed workers, each holding 1/workers of the data, all in every round. */
+  workers?: number;
+  /** Local steps per round, overriding the dataset's DiLoCo H (rounds follow, for the same total local steps). */
+  h?: number;
 }
 
 const SETUPS: Setup[] = [
@@ -82,19 +86,27 @@ const SETUPS: Setup[] = [
   { id: '7-int8-both', label: '7. int8 up + int8 down', codec: { values: 'int8', blockSize: 256 }, downlink: { values: 'int8', blockSize: 256 } },
   { id: '8-int4-both', label: '8. 4-bit up + 4-bit down', codec: { values: 'int4', blockSize: 256 }, downlink: { values: 'int4', blockSize: 256 } },
   { id: '9-topk-int4down', label: '9. top-k 1% + EF up, 4-bit down', codec: { values: 'fp32', topK: 0.01 }, downlink: { values: 'int4', blockSize: 256 } },
+  // DiLoCo with the compressed downlink; then DiLoCo's own regime (Douillard et al. 2023): the same 8 workers in every
+  // outer round, each with its own eighth of the data, so a worker downloads one step per round instead of a chain.
+  { id: '10-diloco-int4down', label: '10. DiLoCo, int8 up + 4-bit down', codec: { values: 'int8', blockSize: 256 }, downlink: { values: 'int4', blockSize: 256 }, diloco: true },
+  { id: '11-diloco-workers', label: '11. DiLoCo, 8 fixed workers, 4-bit both ways', codec: { values: 'int4', blockSize: 256 }, downlink: { values: 'int4', blockSize: 256 }, diloco: true, workers: 8 },
+  { id: '12-diloco-workers-h500', label: '12. DiLoCo, 8 fixed workers, 4-bit both ways, H = 500', codec: { values: 'int4', blockSize: 256 }, downlink: { values: 'int4', blockSize: 256 }, diloco: true, workers: 8, h: 500 },
 ];
 
 const COHORT = 8;
 
 function configFor(d: Dataset, s: Setup): SimConfigInput {
-  const H = s.diloco === true ? d.dilocoH : d.recipe.localSteps;
-  const rounds = s.diloco === true ? Math.max(1, Math.round((d.rounds * d.recipe.localSteps) / d.dilocoH)) : d.rounds;
+  const H = s.h ?? (s.diloco === true ? d.dilocoH : d.recipe.localSteps);
+  const rounds = Math.max(1, Math.round((d.rounds * d.recipe.localSteps) / H));
+  const fixed = s.workers !== undefined;
+  // Fixed workers split the data among themselves (Fashion-MNIST's Dirichlet shards; Shakespeare's roles stay as they are).
+  const task = fixed && d.task!.name === 'fashion-mlp' ? { ...d.task!, shards: s.workers! } : d.task;
   return {
-    name: `communication-${d.id}-${s.id}`, seed: 1, mode: 'full', task: d.task,
-    population: { devices: 64, referenceExamplesPerSecond: 28, timezoneSpreadHours: 6 },
+    name: `communication-${d.id}-${s.id}`, seed: 1, mode: 'full', task,
+    population: { devices: s.workers ?? 64, referenceExamplesPerSecond: 28, timezoneSpreadHours: 6 },
     aggregation: {
       mode: 'sync', strategy: s.diloco === true ? { kind: 'diloco', lr: 0.7, momentum: 0.9 } : { kind: 'fedavg' },
-      cohort: COHORT, overSelection: 1.25, roundSeconds: 24 * 3600, minUpdates: COHORT,
+      cohort: s.workers ?? COHORT, overSelection: fixed ? 1 : 1.25, roundSeconds: 24 * 3600, minUpdates: s.workers ?? COHORT,
     },
     recipe: { ...d.recipe, localSteps: H },
     plans: { policy: 'full' },
