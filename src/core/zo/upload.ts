@@ -8,6 +8,7 @@ import { ProtocolError } from '../protocol/errors.ts';
 import type { Recipe } from '../protocol/schemas.ts';
 import { checkedNorm, decodeUpdate, type DecodedUpdate } from '../protocol/update-wire.ts';
 import { mergeBySeed, replayDelta } from './mezo.ts';
+import type { SeedStepUpdate } from './seed-step.ts';
 import type { ZoSettings } from './settings.ts';
 import { decodeZoUpdate, isZoUpdate, ZoWireError } from './wire.ts';
 
@@ -50,4 +51,16 @@ export function decodeZoLeaseUpdate(
   const delta = replayDelta(layout.size, u.pairs, recipe.lr, zo);
   const norm = checkedNorm(delta, maxNorm);
   return { delta, norm, numExamples: u.numExamples, localSteps: u.localSteps, metrics: u.metrics };
+}
+
+/**
+ * What a seed step (seed-step.ts) records of an upload that decodeLeaseUpload accepted: the inputs of its replay
+ * (pairs, the lease's lr and pool) and of its weight (counts, base version). Undefined when the lease is not
+ * zeroth-order. Decoding the few hundred bytes again is cheaper than widening DecodedUpdate for every codec.
+ */
+export function seedStepUpdateOf(bytes: Uint8Array, terms: UploadTerms, baseVersion: number): SeedStepUpdate | undefined {
+  const zo = terms.recipe?.zo;
+  if (zo === undefined || !isZoUpdate(bytes)) return undefined;
+  const u = decodeZoUpdate(bytes);
+  return { numExamples: u.numExamples, localSteps: u.localSteps, baseVersion, lr: terms.recipe!.lr, poolSize: zo.poolSize, poolSeed: zo.poolSeed, pairs: u.pairs };
 }
