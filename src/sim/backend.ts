@@ -5,6 +5,9 @@
 import type { Coverage } from '../core/coverage.ts';
 import type { Plan } from '../core/protocol/schemas.ts';
 
+/** A `lora` plan (src/core/protocol/schemas.ts). */
+export type LoraPlan = Extract<Plan, { kind: 'lora' }>;
+
 export interface LocalTraining {
   readonly device: number;
   readonly shard: number;
@@ -26,6 +29,15 @@ export interface TrainedDelta {
   readonly trainLoss?: number;
 }
 
+/**
+ * What a LoRA lease uploads: the adapters themselves (A and B of every target, flat in the layout of
+ * loraPlanShapes, as a device's lease loop uploads them), not a delta. The server turns them into one (loraToGlobal).
+ */
+export interface TrainedAdapters {
+  readonly adapters: Float32Array;
+  readonly trainLoss?: number;
+}
+
 export interface SimBackend {
   /** What the strategies fold: the flat parameter vector's length. */
   readonly length: number;
@@ -36,7 +48,12 @@ export interface SimBackend {
   /** The metric names `evaluate` returns, the first being the one plotted. */
   readonly metrics: readonly string[];
   initialParams(): Float32Array;
-  train(job: LocalTraining): Promise<TrainedDelta> | TrainedDelta;
+  train(job: LocalTraining): Promise<TrainedDelta | TrainedAdapters> | TrainedDelta | TrainedAdapters;
+  /**
+   * The server's side of a LoRA upload (after the codec): s A B on each target with the coverage of exactly the
+   * targets, as the coordinator's toGlobal forms it. Backends whose `train` returns adapters have it.
+   */
+  loraToGlobal?(adapters: Float32Array, plan: LoraPlan): { delta: Float32Array; coverage: Coverage };
   evaluate(params: Float32Array): Promise<Record<string, number>> | Record<string, number>;
   dispose(): void;
 }

@@ -3,7 +3,7 @@
 // the simulator is written the same way for the live coordinator.
 import { z } from 'zod';
 import { DownlinkCodecSpec } from '../core/codecs/downlink.ts';
-import { CodecSpec } from '../core/codecs/spec.ts';
+import { CodecSpec, isSparse } from '../core/codecs/spec.ts';
 import { PlannerSettings } from '../core/planner/settings.ts';
 import { ModelSpec } from '../core/model-spec.ts';
 import { Recipe } from '../core/protocol/schemas.ts';
@@ -68,6 +68,11 @@ export const SimConfig = z.object({
     localLr: z.number().gt(0).max(1).default(0.01),
     /** Standard deviation of stochastic-gradient noise per step and coordinate. */
     gradientNoise: z.number().min(0).default(0.5),
+    /**
+     * The nominal model, for LoRA leases (planner.lora): its shapes give each tier's adapter count and memory, and its
+     * parameter count replaces `parameters`. Nothing of it is trained: the objective stays the quadratic.
+     */
+    model: ModelSpec.optional(),
   }).strict().prefault({}),
   population: PopulationConfig,
   aggregation: SimAggregation.prefault({ mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 10 } }),
@@ -86,7 +91,8 @@ export const SimConfig = z.object({
   /**
    * Heterogeneity-aware planning with the real planner (src/core/planner), written as in a run config: when present,
    * it decides every lease's plan (full model or a submodel that fits the device), local steps and deadline, and
-   * `plans` is ignored. Full mode only: submodels are cut from a real model.
+   * `plans` is ignored. Full mode only for submodels (they are cut from a real model); LoRA tiers (planner.lora) run
+   * in both modes, in fast mode on the nominal model `fast.model`.
    */
   planner: PlannerSettings.optional(),
   network: z.object({
@@ -155,9 +161,13 @@ export const SimConfig = z.object({
   if (c.mode === 'fast' && c.network.downlinkCodec !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['network', 'downlinkCodec'], message: 'the downlink codec compresses real model versions: use full mode' });
   }
-  if (c.mode === 'fast' && c.planner !== undefined) {
-    ctx.addIssue({ code: 'custom', path: ['planner'], message: 'the planner cuts submodels from a real model: use full mode, or plans.policy in fast mode' });
+  if (c.mode === 'fast' && c.planner !== undefined && c.planner.lora === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['planner'], message: 'the planner cuts submodels from a real model: use full mode, or plans.policy in fast mode (fast mode plans LoRA tiers only, planner.lora)' });
   }
+  if (c.mode === 'fast' && c.planner?.lora !== undefined && c.fast.model === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['fast', 'model'], message: 'LoRA tiers (planner.lora) in fast mode need the nominal model whose matrices they adapt, e.g. { "kind": "gpt", ... }' });
+  }
+  if (c.planner?.lora !== undefined) loraProblems(c, ctx);
   if (c.mode === 'fast' && c.population.referenceExamplesPerSecond === 'measure') {
     ctx.addIssue({
       code: 'custom', path: ['population', 'referenceExamplesPerSecond'],
@@ -166,6 +176,21 @@ export const SimConfig = z.object({
   }
 });
 export type SimConfig = z.infer<typeof SimConfig>;
+
+/**
+ * What LoRA leases cannot be combined with, as the coordinator refuses it for runs (loraRunProblems in
+ * src/server/coordinator/coordinator.ts): top-k codecs (their error feedback carries what was not sent into the next
+ * lease, but a LoRA upload is adapters, not a delta, and the next lease's adapters start afresh) and robust rules
+ * (they take full-model updates only, and a LoRA update covers only its target matrices).
+ */
+function loraProblems(c: { network: { codec?: CodecSpec | undefined }; aggregation: SimAggregation }, ctx: z.RefinementCtx): void {
+  if (c.network.codec !== undefined && isSparse(c.network.codec)) {
+    ctx.addIssue({ code: 'custom', path: ['network', 'codec'], message: 'top-k codecs do not apply to LoRA uploads (adapters, not deltas; see planner.lora): use a value codec such as fp16 or int8' });
+  }
+  if (c.aggregation.strategy.kind === 'robust') {
+    ctx.addIssue({ code: 'custom', path: ['aggregation', 'strategy', 'kind'], message: 'robust rules take full-model updates only, and a LoRA update covers only its target matrices (planner.lora)' });
+  }
+}
 
 /** Strategies that decide on their own when a version is due (a buffer of K): the ones async mode can run. */
 function selfTriggering(s: StrategyConfig): boolean {

@@ -484,17 +484,30 @@ export class Simulation {
     const replay = attacker ? this.replays.get(lease.device) : undefined;
     let delta: Float32Array;
     let coverage: Coverage | undefined;
+    const codec = this.cfg.network.codec;
+    // A LoRA upload is its adapters: the codec encodes them (not the product), before the server multiplies them out;
+    // a replayed LoRA upload re-sends adapters that were encoded already.
+    let coded = replay !== undefined && lease.plan.plan.kind === 'lora';
     if (replay !== undefined) {
       // A stale-replay attacker does not train again: it re-sends its first update under the fresh lease.
       ({ delta, coverage } = replay);
       lease.poisoned = true;
     } else {
-      const out = this.backend.train(job);
-      ({ delta, coverage } = out instanceof Promise ? await out : out);
+      const pending = this.backend.train(job);
+      const out = pending instanceof Promise ? await pending : pending;
+      if ('adapters' in out) {
+        if (lease.plan.plan.kind !== 'lora' || this.backend.loraToGlobal === undefined) throw new Error('the backend returned adapters for a lease without a LoRA plan');
+        const sent = codec === undefined ? out.adapters : compressUpload(out.adapters, codec, lease.device, planLabel(lease.plan.plan), job.seed, this.residuals);
+        ({ delta, coverage } = this.backend.loraToGlobal(sent, lease.plan.plan));
+        coded = true;
+      } else {
+        ({ delta, coverage } = out);
+      }
+      // An attacker on a LoRA lease is modelled by what its adapters do to the model: the poisoned product.
       if (attacker) ({ delta, coverage } = this.attack(lease, delta, coverage));
     }
     // What the coordinator decodes: the upload after the run's codec (the same for honest and poisoned uploads).
-    if (this.cfg.network.codec !== undefined) delta = compressUpload(delta, this.cfg.network.codec, lease.device, planLabel(lease.plan.plan), job.seed, this.residuals);
+    if (codec !== undefined && !coded) delta = compressUpload(delta, codec, lease.device, planLabel(lease.plan.plan), job.seed, this.residuals);
     lease.update = {
       delta, numExamples: lease.plan.localSteps * lease.plan.batchSize, localSteps: lease.plan.localSteps, baseVersion: lease.baseVersion,
       ...(coverage === undefined ? {} : { coverage }),

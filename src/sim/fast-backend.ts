@@ -11,8 +11,20 @@
 // which is what `train` returns (as w_K - w0). Client drift, staleness and who is excluded all move the server's w
 // away from c_bar, so they show up in F exactly as they would in a real model's loss, only without the noise of
 // real training. Reported metrics: `loss` = F(w) and `excessLoss` = F(w) - min F.
+//
+// LoRA leases (planner.lora, on the nominal model fast.model) are modelled as a partial, lower-dimensional update, kept
+// deliberately simple because the quadratic has no matrices: the leading coordinates stand for the targets' weights,
+// in the share the targets have of the model's parameters (the rest, embeddings, norms and biases, never moves, as
+// under LoRA), and a lease moves a random subset of them in the proportion its adapters bear to the targets' weights
+// (sum r (in + out) against sum in * out, at least one coordinate): a stand-in for the rank limit of s A B, not a
+// model of it. Each moved coordinate takes the closed-form step above; the update's coverage is the targets'
+// coordinates, as the coordinator's LoRA fold gives it. Bytes and memory come from the planner's estimates.
+import { coverageFromRanges, type Coverage } from '../core/coverage.ts';
+import { loraParameterCount } from '../core/lora.ts';
+import type { ModelSpec } from '../core/model-spec.ts';
 import { Rng } from '../core/rng.ts';
-import type { LocalTraining, SimBackend, TrainedDelta } from './backend.ts';
+import { parameterShapes } from '../core/submodel/shapes.ts';
+import type { LocalTraining, LoraPlan, SimBackend, TrainedDelta } from './backend.ts';
 
 export interface FastBackendOptions {
   dimension: number;
@@ -22,6 +34,8 @@ export interface FastBackendOptions {
   localLr: number;
   gradientNoise: number;
   seed: number;
+  /** The nominal model LoRA plans adapt (fast.model); absent: LoRA plans are refused. */
+  model?: ModelSpec | undefined;
 }
 
 export function fastBackend(o: FastBackendOptions, deviceShards: Int32Array): SimBackend {
@@ -43,6 +57,54 @@ export function fastBackend(o: FastBackendOptions, deviceShards: Int32Array): Si
     floor += (counts[s]! / n) * 0.5 * sq;
   }
 
+  /** The closed-form step of one coordinate: K steps of SGD from w0 towards the shard's optimum c, with noise. */
+  const keepOf = (steps: number) => (1 - lr) ** steps;
+  const noiseSdOf = (steps: number) => {
+    const keep = keepOf(steps);
+    const q = (1 - lr) ** 2;
+    return sigma * lr * Math.sqrt(q === 1 ? steps : (1 - keep * keep) / (1 - q));
+  };
+
+  // Per LoRA plan shape: how many leading coordinates stand for the targets (m), how many a lease moves (k).
+  const loraShapes = new Map<string, { m: number; k: number; coverage: Coverage }>();
+  function loraShape(plan: LoraPlan) {
+    const key = JSON.stringify(plan);
+    let shape = loraShapes.get(key);
+    if (shape === undefined) {
+      if (o.model === undefined) throw new RangeError('fast mode models LoRA plans on a nominal model: set fast.model');
+      const shapes = parameterShapes(o.model);
+      const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+      const total = shapes.reduce((n, [, s]) => n + size(s), 0);
+      const targets = new Set(plan.targets);
+      const targetParams = shapes.reduce((n, [name, s]) => n + (targets.has(name) ? size(s) : 0), 0);
+      const adapters = loraParameterCount(shapes, plan);
+      const m = Math.min(dim, Math.max(1, Math.round((dim * targetParams) / total)));
+      const k = Math.min(m, Math.max(1, Math.ceil((m * adapters) / targetParams)));
+      shape = { m, k, coverage: coverageFromRanges(dim, [[0, m]]) };
+      loraShapes.set(key, shape);
+    }
+    return shape;
+  }
+
+  function trainLora(job: LocalTraining, plan: LoraPlan): TrainedDelta {
+    const { m, k, coverage } = loraShape(plan);
+    const keep = keepOf(job.localSteps);
+    const noiseSd = noiseSdOf(job.localSteps);
+    const rng = new Rng(job.seed);
+    // k of the m target coordinates, uniformly (a partial Fisher-Yates shuffle).
+    const order = Int32Array.from({ length: m }, (_, i) => i);
+    const delta = new Float32Array(dim);
+    const off = job.shard * dim;
+    for (let i = 0; i < k; i++) {
+      const pick = i + rng.int(m - i);
+      const j = order[pick]!;
+      order[pick] = order[i]!;
+      order[i] = j;
+      delta[j] = (1 - keep) * (centers[off + j]! - job.base[j]!) + noiseSd * rng.normal();
+    }
+    return { delta, coverage };
+  }
+
   return {
     length: dim,
     parameters: o.parameters,
@@ -51,6 +113,7 @@ export function fastBackend(o: FastBackendOptions, deviceShards: Int32Array): Si
     // Start at a fixed distance from the optimum in every direction, so runs with different seeds are comparable.
     initialParams: () => Float32Array.from(cBar, (c) => c + 3),
     train(job: LocalTraining): TrainedDelta {
+      if (job.plan.kind === 'lora') return trainLora(job, job.plan);
       if (job.plan.kind !== 'full') {
         // The quadratic has no layers to slice: a submodel's effect on quality cannot be modelled honestly here.
         throw new RangeError(`fast mode models full-model plans only, got a '${job.plan.kind}' plan; run submodel plans in full mode`);

@@ -3,6 +3,8 @@
 // submodel (a width slice or a block window, from the planner) trains exactly that submodel: it is cut out of the
 // base version (core/submodel extract), trained as an ordinary model of its own spec, and its delta scattered back
 // with the coverage of the coordinates it holds (embed), as a device and the coordinator do it live.
+// A `lora` lease trains adapters on the base version, frozen, with the real trainer (src/train/lora.ts), as a device's
+// lease loop does; its upload is the adapters, which the engine encodes and the server multiplies out (src/sim/lora.ts).
 // One compiled Trainer per distinct (sub)model serves every lease and evaluation in turn (`load` swaps parameters
 // without recompiling): the simulator trains leases one after another on this machine, in virtual-time order.
 import type { ModelSpec } from '../core/model-spec.ts';
@@ -14,11 +16,13 @@ import { benchmarkTraining } from '../device/profile.ts';
 import { fashionMnistTask } from '../device/tasks/fashion-mnist.node.ts';
 import { loadTask } from '../device/tasks/registry.node.ts';
 import type { Task } from '../device/tasks/task.ts';
+import { loraModel, type LoraModel } from '../train/lora.ts';
 import { createModel } from '../train/models/registry.ts';
 import type { HostBatch } from '../train/models/model.ts';
 import { Trainer } from '../train/trainer.ts';
-import type { LocalTraining, SimBackend, TrainedDelta } from './backend.ts';
+import type { LocalTraining, LoraPlan, SimBackend, TrainedAdapters, TrainedDelta } from './backend.ts';
 import type { SimConfig } from './config.ts';
+import { loraUploadLayout, loraUploadToGlobal } from './lora.ts';
 
 export interface FullBackend extends SimBackend {
   /** The model the run trains (what a planner plans submodels of). */
@@ -75,6 +79,35 @@ export async function fullBackend(options: {
     return t;
   }
 
+  // A LoRA model holds its frozen base on the runtime (compiled in as constants), so each (base version, plan) needs a
+  // model and trainer of its own; one per plan shape is kept for the leases on the same version, which in a buffered
+  // run come in bursts. Fresh adapters are loaded per lease (A drawn from the lease's seed, B = 0), as the lease loop does.
+  const loraTrainers = new Map<string, { base: Float32Array; model: LoraModel; trainer: Trainer; layout: ParamLayout }>();
+  async function loraTrainerFor(plan: LoraPlan, base: Float32Array, seed: number) {
+    const key = JSON.stringify(plan);
+    const kept = loraTrainers.get(key);
+    if (kept !== undefined && kept.base === base) {
+      kept.trainer.load(kept.model.init(seed));
+      return kept;
+    }
+    if (kept !== undefined) disposeLora(key);
+    const m = loraModel(model, unflatten(base, layout), { rank: plan.rank, alpha: plan.alpha, targets: plan.targets });
+    try {
+      const t = { base, model: m, trainer: await Trainer.create(m, m.init(seed), trainRecipe), layout: loraUploadLayout(layout, plan) };
+      loraTrainers.set(key, t);
+      return t;
+    } catch (e) {
+      m.dispose();
+      throw e;
+    }
+  }
+  function disposeLora(key: string) {
+    const t = loraTrainers.get(key);
+    t?.trainer.dispose();
+    t?.model.dispose();
+    loraTrainers.delete(key);
+  }
+
   async function steps(trainer: Trainer, job: LocalTraining): Promise<number> {
     const next = task.trainBatches(job.batchSize, new Rng(job.seed), job.shard % task.shards);
     let loss = 0;
@@ -89,8 +122,14 @@ export async function fullBackend(options: {
     shards: task.shards,
     metrics: task.baseline.metric === 'accuracy' ? ['loss', 'accuracy'] : ['loss', 'accuracy', 'perplexity'],
     initialParams: () => initial.slice(),
-    async train(job): Promise<TrainedDelta> {
+    async train(job): Promise<TrainedDelta | TrainedAdapters> {
       const plan: Plan = job.plan;
+      if (plan.kind === 'lora') {
+        const t = await loraTrainerFor(plan, job.base, job.seed);
+        const trainLoss = await steps(t.trainer, job);
+        // The adapters themselves, not their change: the server needs A and B to form s A B (B started at zero).
+        return { adapters: flatten(await t.trainer.parameters(), t.layout), trainLoss };
+      }
       if (plan.kind === 'full') {
         full.trainer.load(unflatten(job.base, layout));
         const trainLoss = await steps(full.trainer, job);
@@ -109,6 +148,7 @@ export async function fullBackend(options: {
       const { delta, coverage } = embedFlat(subDelta, spec, plan);
       return { delta, coverage, trainLoss };
     },
+    loraToGlobal: (adapters, plan) => loraUploadToGlobal(adapters, layout, plan),
     async evaluate(params): Promise<Record<string, number>> {
       full.trainer.load(unflatten(params, layout));
       const r = await full.trainer.evaluate(evalSet);
@@ -123,6 +163,7 @@ export async function fullBackend(options: {
     dispose: () => {
       for (const t of trainers.values()) t.trainer.dispose();
       trainers.clear();
+      for (const key of [...loraTrainers.keys()]) disposeLora(key);
     },
   };
 }

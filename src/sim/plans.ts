@@ -21,11 +21,11 @@ export interface SimDevice {
 
 /** One lease's work, as the engine needs it to time and account the lease. */
 export interface SimPlan {
-  /** The plan as a coordinator would send it (full model, for now). */
+  /** The plan as a coordinator would send it. */
   readonly plan: Plan;
   readonly localSteps: number;
   readonly batchSize: number;
-  /** Parameters the device downloads, trains and uploads: all of them for a full plan. */
+  /** Parameters the device downloads, trains and uploads: all of them for a full plan, the adapters for a LoRA plan. */
   readonly parameters: number;
   /** Memory the plan needs on the device, MiB; a device with less fails the lease out of memory. */
   readonly memoryMiB: number;
@@ -94,7 +94,8 @@ export function plannerPlans(config: PlannerConfig): AssignPlan {
       parameters: estimate.params,
       memoryMiB: estimate.memoryMiB,
       examplesPerSecond: estimate.examplesPerSecond,
-      downloadParameters: (net.download ?? 'plan') === 'full' ? parameterCount(config.spec) : estimate.params,
+      // A LoRA device fetches the whole base to adapt it, whatever the download setting (the planner times it so).
+      downloadParameters: (net.download ?? 'plan') === 'full' || decided.plan.kind === 'lora' ? parameterCount(config.spec) : estimate.params,
       deadlineSeconds: decided.deadlineSeconds,
     };
   };

@@ -9,6 +9,7 @@ import type { SimConfig } from './config.ts';
 import { Simulation, type SimProgress } from './engine.ts';
 import { fastBackend } from './fast-backend.ts';
 import { plannerConfig } from '../core/planner/settings.ts';
+import { parameterCount } from '../core/submodel/shapes.ts';
 import { fullModelMemoryMiB, fullModelPlans, plannerPlans, type AssignPlan } from './plans.ts';
 import { loadPhoneList } from './population.node.ts';
 import { drawPopulation, type PhoneRecord, type Population } from './population.ts';
@@ -39,7 +40,15 @@ export async function runSimulation(config: SimConfig, options: RunOptions = {})
     if (ref === 'measure') throw new Error('fast mode needs population.referenceExamplesPerSecond as a number');
     options.onReference?.(ref, false);
     const population = drawPopulation(config.population, phones, { shards: config.fast.shards, referenceExamplesPerSecond: ref, rng: popRng });
-    return simulate(config, population, fastBackend({ ...config.fast, seed: fastSeed }, population.shard), options);
+    const nominal = config.fast.model;
+    const parameters = nominal === undefined ? config.fast.parameters : parameterCount(nominal);
+    const backend = fastBackend({ ...config.fast, parameters, seed: fastSeed }, population.shard);
+    const p = config.planner;
+    if (p === undefined || nominal === undefined) return simulate(config, population, backend, options);
+    // LoRA tiers (the config allows no other planner in fast mode): the real planner on the nominal model decides each
+    // lease's rank, steps, deadline, adapter bytes and memory; the backend only stands in for the training.
+    const planner = () => plannerPlans(plannerConfig(p, nominal, config.recipe, plannerNetwork(config, backend.parameters)));
+    return simulate(config, population, backend, { ...options, plans: options.plans ?? planner });
   }
   // Imported here so that fast mode never loads the tensor runtime.
   const { fullBackend } = await import('./full-backend.node.ts');
@@ -49,15 +58,20 @@ export async function runSimulation(config: SimConfig, options: RunOptions = {})
     options.onReference?.(reference, ref === 'measure');
     const population = drawPopulation(config.population, phones, { shards: backend.shards, referenceExamplesPerSecond: reference, rng: popRng });
     const p = config.planner;
-    const planner = p === undefined ? undefined : () => plannerPlans(plannerConfig(p, backend.spec, config.recipe, {
-      downloadBytesPerParam: config.network.bytesPerParamDown,
-      // With a codec, the planner times uploads at the codec's size per parameter of the full model.
-      uploadBytesPerParam: uploadBytes(backend.parameters, config.network) / backend.parameters,
-    }));
+    const planner = p === undefined ? undefined : () => plannerPlans(plannerConfig(p, backend.spec, config.recipe, plannerNetwork(config, backend.parameters)));
     return await simulate(config, population, backend, { ...options, plans: options.plans ?? planner });
   } finally {
     backend.dispose();
   }
+}
+
+/** What the planner assumes of the network: the config's bytes per parameter each way. */
+function plannerNetwork(config: SimConfig, parameters: number) {
+  return {
+    downloadBytesPerParam: config.network.bytesPerParamDown,
+    // With a codec, the planner times uploads at the codec's size per parameter of the full model.
+    uploadBytesPerParam: uploadBytes(parameters, config.network) / parameters,
+  };
 }
 
 async function simulate(config: SimConfig, population: Population, backend: SimBackend, options: RunOptions): Promise<RunOutput> {
