@@ -19,7 +19,23 @@
 //   h bytes  the target's header prefix
 //   u32      number m of steps, oldest first
 //   m times  u32 length L, then L bytes: one dense codec encoding (format.ts) of a step over the data section
-import { indexSafetensors, SafetensorsError } from '../safetensors.ts';
+//
+// Zeroth-order runs serve a chain of seed steps (src/core/zo/seed-step.ts, FedKSeed's downlink, Qin et al., ICML
+// 2024): each version is its parent moved by the run's strategy over the (seed, scalar) uploads folded into it, which
+// the device replays with the coordinator's own core code. The target file is then encoded by the device exactly as
+// the coordinator's commit encodes it (encodeSafetensors of the params with metadata {version}), so no header
+// travels; the hash check is the same as for a download.
+//
+//   "TQD3"   magic
+//   u32      target version v
+//   u32      number m of steps, oldest first (versions v-m+1..v, each a "TZS1" seed step)
+//   m times  u32 length L, then L bytes: one seed step
+//
+// A chain never mixes codec steps and seed steps: a run with a downlink codec has server state (the residual) that a
+// seed step cannot carry, so its versions never get seed steps, and each chain format holds one kind.
+import { decodeSafetensors, encodeSafetensors, indexSafetensors, SafetensorsError } from '../safetensors.ts';
+import { flatten, layoutOfRecord, unflatten } from '../tensor.ts';
+import { decodeSeedStep, MAX_SEED_CHAIN_ENTRIES, replaySeedStep, seedStepEntries, type SeedStep } from '../zo/seed-step.ts';
 import { decodeVector } from './decode.ts';
 import { addDeltaInPlace } from './downlink.ts';
 import { CodecError } from './errors.ts';
@@ -27,6 +43,7 @@ import { FLAG_SPARSE, HEADER_BYTES, MAGIC, VALUE_CODES } from './format.ts';
 
 const DELTA_MAGIC = 0x31445154; // "TQD1" little-endian
 const CHAIN_MAGIC = 0x32445154; // "TQD2" little-endian
+const SEED_CHAIN_MAGIC = 0x33445154; // "TQD3" little-endian
 const BLOCK = 256;
 
 export const WEIGHTS_DELTA_MEDIA_TYPE = 'application/vnd.tessera.weights-delta';
@@ -113,7 +130,8 @@ export function applyWeightsDelta(base: Uint8Array, delta: Uint8Array): Uint8Arr
   if (delta.length < 8) throw new CodecError('truncated', 'weights delta is shorter than its 8-byte preamble');
   const view = new DataView(delta.buffer, delta.byteOffset, delta.byteLength);
   const magic = view.getUint32(0, true);
-  if (magic !== DELTA_MAGIC && magic !== CHAIN_MAGIC) throw bad('magic "TQD1" or "TQD2" missing');
+  if (magic === SEED_CHAIN_MAGIC) return applySeedChain(base, delta);
+  if (magic !== DELTA_MAGIC && magic !== CHAIN_MAGIC) throw bad('magic "TQD1", "TQD2" or "TQD3" missing');
   const h = view.getUint32(4, true);
   if (8 + h > delta.length) throw new CodecError('truncated', `weights delta header of ${h} bytes runs past its ${delta.length} bytes`);
   const b = parse(base);
@@ -216,4 +234,80 @@ function patchWords(words: Uint32Array, enc: Uint8Array): void {
     }
     pos += 8 * len;
   }
+}
+
+/** Bytes of a "TQD3" seed chain of steps of the given sizes. */
+export function seedChainSize(stepBytes: readonly number[]): number {
+  return 12 + stepBytes.reduce((a, b) => a + 4 + b, 0);
+}
+
+/** A "TQD3" chain taking a device from version `version - steps.length` to `version`: the stored seed steps, oldest first. */
+export function seedChainWeightsDelta(version: number, steps: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(seedChainSize(steps.map((s) => s.length)));
+  const view = new DataView(out.buffer);
+  view.setUint32(0, SEED_CHAIN_MAGIC, true);
+  view.setUint32(4, version, true);
+  view.setUint32(8, steps.length, true);
+  let pos = 12;
+  for (const s of steps) {
+    view.setUint32(pos, s.length, true);
+    out.set(s, pos + 4);
+    pos += 4 + s.length;
+  }
+  return out;
+}
+
+/** The seed steps of a "TQD3" chain, decoded and checked: consecutive versions ending at the chain's target. */
+export function decodeSeedChain(delta: Uint8Array): { version: number; steps: SeedStep[] } {
+  const view = new DataView(delta.buffer, delta.byteOffset, delta.byteLength);
+  if (delta.length < 12) throw new CodecError('truncated', 'seed chain is shorter than its 12-byte preamble');
+  if (view.getUint32(0, true) !== SEED_CHAIN_MAGIC) throw new CodecError('bad_header', 'seed chain: magic "TQD3" missing');
+  const version = view.getUint32(4, true);
+  const m = view.getUint32(8, true);
+  if (m < 1 || m > version) throw new CodecError('bad_header', `seed chain: ${m} steps cannot end at version ${version}`);
+  if (m > (delta.length - 12) / 4) throw new CodecError('truncated', `seed chain claims ${m} steps in ${delta.length} bytes`);
+  const steps: SeedStep[] = [];
+  let pos = 12;
+  for (let j = 0; j < m; j++) {
+    if (pos + 4 > delta.length) throw new CodecError('truncated', `seed chain ends before step ${j + 1} of ${m}`);
+    const len = view.getUint32(pos, true);
+    if (pos + 4 + len > delta.length) throw new CodecError('truncated', `seed step ${j + 1} of ${m} runs past the chain's end`);
+    const step = decodeSeedStep(delta.subarray(pos + 4, pos + 4 + len));
+    const expected = version - m + 1 + j;
+    if (step.version !== expected) throw new CodecError('mismatch', `seed chain step ${j + 1} of ${m} makes version ${step.version}, expected ${expected}`);
+    if (j > 0 && step.size !== steps[0]!.size) throw new CodecError('mismatch', `seed chain steps disagree on the parameter count (${steps[0]!.size}, ${step.size})`);
+    steps.push(step);
+    pos += 4 + len;
+  }
+  if (pos !== delta.length) throw new CodecError('trailing_bytes', `${delta.length - pos} byte(s) after the seed chain's ${m} step(s)`);
+  return { version, steps };
+}
+
+/**
+ * The target file rebuilt from `base` (the version before the chain's first step) by replaying each seed step with
+ * the coordinator's core code (replaySeedStep), then encoding as the coordinator's commit does. A base that is not
+ * a float32 safetensors file of the version the chain starts from, a chain over MAX_SEED_CHAIN_ENTRIES of replay,
+ * or any step that cannot be replayed is a CodecError; the caller still checks the result's hash.
+ */
+function applySeedChain(base: Uint8Array, delta: Uint8Array): Uint8Array {
+  const { version, steps } = decodeSeedChain(delta);
+  const entries = seedStepEntries(steps);
+  if (entries > MAX_SEED_CHAIN_ENTRIES) throw new CodecError('mismatch', `seed chain would replay ${entries} parameter entries, over the limit of ${MAX_SEED_CHAIN_ENTRIES}`);
+  let decoded;
+  try {
+    if (!indexSafetensors(base).entries.every((e) => e.dtype === 'F32')) throw new CodecError('bad_header', 'seed chain: the base is not a float32 safetensors file');
+    decoded = decodeSafetensors(base);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new CodecError('bad_header', `seed chain: the base is not a safetensors file (${e.message})`);
+    throw e;
+  }
+  const from = version - steps.length;
+  if (decoded.metadata.version !== undefined && decoded.metadata.version !== String(from)) {
+    throw new CodecError('mismatch', `seed chain starts from version ${from}, the base is version ${decoded.metadata.version}`);
+  }
+  // The file's tensors in name order are the run's flat layout (layoutOf sorts by name, as safetensors does).
+  const layout = layoutOfRecord(decoded.tensors);
+  let params = flatten(decoded.tensors, layout);
+  for (const step of steps) params = replaySeedStep(params, step);
+  return encodeSafetensors(unflatten(params, layout), { version: String(version) });
 }

@@ -22,12 +22,14 @@ import { PlannerError } from '../../core/planner/errors.ts';
 import { plannerConfig } from '../../core/planner/settings.ts';
 import { initialPlannerState, plannerStateFromIssued, plan as planLease, type PlannerConfig, type PlannerState } from '../../core/planner/planner.ts';
 import { embedFlat, submodelLayout } from '../../core/submodel/submodel.ts';
-import { decodeLeaseUpload } from '../../core/zo/upload.ts';
+import { decodeLeaseUpload, seedStepUpdateOf } from '../../core/zo/upload.ts';
+import { decodeSeedStep, encodeSeedStep, MAX_SEED_CHAIN_ENTRIES, replaySeedStep, seedStepEntries, seedStepRefusal, type SeedStepUpdate } from '../../core/zo/seed-step.ts';
 import { LoraError, loraPlanShapes, loraToDense } from '../../core/lora.ts';
 import { coverageFromRanges } from '../../core/coverage.ts';
 import { checkedNorm } from '../../core/protocol/update-wire.ts';
-import { chainDeltaSize, chainWeightsDelta, diffWeights } from '../../core/codecs/weights-delta.ts';
+import { chainDeltaSize, chainWeightsDelta, diffWeights, seedChainWeightsDelta } from '../../core/codecs/weights-delta.ts';
 import { compressVersion } from '../../core/codecs/downlink.ts';
+import { CodecError } from '../../core/codecs/errors.ts';
 import { loadTask } from '../../device/tasks/registry.node.ts';
 import { GrowthError } from '../../core/growth/errors.ts';
 import { growModel } from '../../core/growth/grow.ts';
@@ -114,6 +116,8 @@ export class RunCoordinator {
   /** Sequence numbers of the accepted updates folded into `acc`, committed with the next version, and their blobs. */
   private folded: number[] = [];
   private foldedBlobs: string[] = [];
+  /** Per folded update, in fold order: what a seed step needs of a zeroth-order upload, null for any other update. */
+  private foldedSeeds: (SeedStepUpdate | null)[] = [];
   private tail: Promise<unknown> = Promise.resolve();
   /** When the last commit failed (undefined once one succeeds); tick() retries after COMMIT_RETRY_MS. */
   private commitFailedAt: number | undefined;
@@ -352,7 +356,7 @@ export class RunCoordinator {
           type: 'update', runId: this.id, deviceId: device.id, baseVersion: lease.baseVersion,
           staleness: this.state.version - lease.baseVersion, bytes: bytes.length, at: record.acceptedAt,
         });
-        await this.foldAndMaybeCommit(record, update);
+        await this.foldAndMaybeCommit(record, update, lease.plan.kind === 'full' ? seedStepUpdateOf(bytes, lease, lease.baseVersion) : undefined);
         return { accepted: true as const, updateId: record.seq, runVersion: this.state.version };
       });
     } catch (e) {
@@ -483,8 +487,8 @@ export class RunCoordinator {
     const key = `${base.paramsHash}>${target.hash}`;
     let delta = this.deltaCache.get(key);
     if (delta === undefined) {
-      // Runs with a downlink codec: the chain of stored steps (needs no base file on this side).
-      const chain = from < v && this.config.downlinkCodec !== undefined ? await this.stepChain(from, v, target.bytes) : undefined;
+      // The chain of stored steps, codec steps or seed steps (needs no base file on this side).
+      const chain = from < v ? await this.stepChain(from, v, target.bytes) : undefined;
       // A base whose file is damaged gets no sparse delta (weights() rewrites the head's, refuses an older one's).
       const baseBytes = await this.weights(base.version).then((w) => w.bytes, (e: unknown) => {
         if (e instanceof ProtocolError) return undefined;
@@ -508,10 +512,13 @@ export class RunCoordinator {
   }
 
   /**
-   * The stored encoded steps of versions from+1..v as one "TQD2" chain (weights-delta.ts), when every one of them has
-   * a step (versions committed with the downlink codec; a grown or restored version has none) and the chain is
-   * smaller than the file. Sizes come from the version rows, so a chain that would not pay is refused unread; a
-   * step whose blob is missing or damaged falls back to the other answers (the sparse delta or the file).
+   * The stored steps of versions from+1..v as one chain (weights-delta.ts), when every one of them has a step and the
+   * chain is smaller than the file: "TQD2" of codec steps in a run with a downlink codec, otherwise "TQD3" of seed
+   * steps (versions of zeroth-order updates only, see seedStep; a grown or restored version, or one with any other
+   * update, has none). The kinds never mix: a run with a downlink codec makes no seed steps. Sizes come from the
+   * version rows, so a chain that would not pay is refused unread; a seed chain whose replay would exceed
+   * MAX_SEED_CHAIN_ENTRIES is refused too (the device would refuse it). A step whose blob is missing or damaged
+   * falls back to the other answers (the sparse delta or the file).
    */
   private async stepChain(from: number, v: number, file: Uint8Array): Promise<Uint8Array | undefined> {
     const records: VersionRecord[] = [];
@@ -531,7 +538,18 @@ export class RunCoordinator {
       this.deps.log(`run ${this.id}: a downlink step between versions ${from} and ${v} is damaged on disk (${String(e)}); serving another answer`);
       return undefined;
     }
-    const chain = chainWeightsDelta(file, steps);
+    let chain: Uint8Array | undefined;
+    if (this.config.downlinkCodec !== undefined) chain = chainWeightsDelta(file, steps);
+    else {
+      try {
+        if (seedStepEntries(steps.map(decodeSeedStep)) > MAX_SEED_CHAIN_ENTRIES) return undefined;
+      } catch (e) {
+        if (!(e instanceof CodecError)) throw e;
+        this.deps.log(`run ${this.id}: a seed step between versions ${from} and ${v} is damaged on disk (${e.message}); serving another answer`);
+        return undefined;
+      }
+      chain = seedChainWeightsDelta(v, steps);
+    }
     return chain !== undefined && chain.length < file.length ? chain : undefined;
   }
 
@@ -714,11 +732,12 @@ export class RunCoordinator {
     return { delta: dense.delta, coverage: coverageFromRanges(this.layout.size, dense.ranges) };
   }
 
-  private async foldAndMaybeCommit(record: UpdateRecord, update: ClientUpdate): Promise<void> {
+  private async foldAndMaybeCommit(record: UpdateRecord, update: ClientUpdate, seed?: SeedStepUpdate): Promise<void> {
     const started = performance.now();
     this.strategy.fold(this.acc, update, this.state);
     this.folded.push(record.seq);
     this.foldedBlobs.push(record.blobHash);
+    this.foldedSeeds.push(seed ?? null);
     this.deps.metrics.foldSeconds.observe((performance.now() - started) / 1000);
     this.deps.metrics.staleness.observe(this.state.version - record.baseVersion);
     if (!this.refolding && this.commitDue()) await this.commitOrRecover();
@@ -750,6 +769,7 @@ export class RunCoordinator {
       this.acc = this.strategy.begin(this.state);
       this.folded = [];
       this.foldedBlobs = [];
+      this.foldedSeeds = [];
       this.refolding = true;
       try {
         await this.replayPending();
@@ -796,6 +816,7 @@ export class RunCoordinator {
     this.acc = this.strategy.begin(next);
     this.folded = [];
     this.foldedBlobs = [];
+    this.foldedSeeds = [];
     this.round = undefined;
     this.record = { ...this.record, head: next.version };
     this.deps.metrics.versions.inc({ run: this.id });
@@ -813,9 +834,35 @@ export class RunCoordinator {
    */
   private async compressDownlink(next: ServerState): Promise<{ state: ServerState; downlink?: Pick<VersionRecord, 'downlinkHash' | 'downlinkBytes'> }> {
     const spec = this.config.downlinkCodec;
-    if (spec === undefined) return { state: next };
+    if (spec === undefined) return { state: next, downlink: await this.seedStep(next) };
     const { state, encoded } = compressVersion(this.state, next, spec, this.config.seed);
     return { state, downlink: { downlinkHash: await this.deps.blobs.put(encoded), downlinkBytes: encoded.length } };
+  }
+
+  /**
+   * FedKSeed's downlink (Qin et al., ICML 2024; src/core/zo/seed-step.ts): when every update folded into the next
+   * version is a zeroth-order upload on a full plan and the strategy's step is a pure function of them (no server
+   * state, no noise: seedStepRefusal), the version is stored as its seed step, a few hundred bytes from which a
+   * device holding the parent rebuilds it. Otherwise (a dense, LoRA or submodel update among them, a stateful
+   * strategy) the version has no step and devices download as before. The step is decoded and replayed here before
+   * it is kept, through the same replaySeedStep a device runs, and kept only when that reproduces the committed
+   * params bit for bit: a step that would not rebuild the version is never served. That replay is the commit's
+   * extra cost: one pass over the parameters per distinct seed of each folded upload.
+   */
+  private async seedStep(next: ServerState): Promise<Pick<VersionRecord, 'downlinkHash' | 'downlinkBytes'> | undefined> {
+    const strategy = this.config.aggregation.strategy;
+    const updates = this.foldedSeeds;
+    if (updates.length === 0 || updates.some((u) => u === null) || seedStepRefusal(strategy) !== undefined) return undefined;
+    if (Object.keys(this.state.slots).length > 0 || Object.keys(next.slots).length > 0 || next.version !== this.state.version + 1) return undefined;
+    const encoded = encodeSeedStep({ version: next.version, size: this.layout.size, strategy, updates: updates as SeedStepUpdate[] });
+    const replayed = replaySeedStep(this.state.params, decodeSeedStep(encoded));
+    if (!sameBits(replayed, next.params)) {
+      const message = `version ${next.version}'s seed step does not replay to its params; devices will download it instead`;
+      this.deps.log(`run ${this.id}: ${message}`);
+      this.deps.events.emit({ type: 'warning', runId: this.id, message });
+      return undefined;
+    }
+    return { downlinkHash: await this.deps.blobs.put(encoded), downlinkBytes: encoded.length };
   }
 
   /** Deletes the blobs of folded updates, unless a pending update has the same bytes (blobs are content-addressed). */
@@ -845,10 +892,11 @@ export class RunCoordinator {
       const body = lease === undefined ? undefined : (JSON.parse(lease.body) as Lease);
       const plan = body?.plan ?? ({ kind: 'full' } as const);
       const decoded = decodeLeaseUpload(bytes, this.layoutOf(plan), Infinity, body ?? { codec: this.config.codec, recipe: this.config.recipe });
+      const terms = body ?? { codec: this.config.codec, recipe: this.config.recipe };
       await this.foldAndMaybeCommit(record, {
         ...this.toGlobal(decoded.delta, plan),
         numExamples: record.numExamples, localSteps: record.localSteps, baseVersion: record.baseVersion,
-      });
+      }, plan.kind === 'full' ? seedStepUpdateOf(bytes, terms, record.baseVersion) : undefined);
     }
   }
 
@@ -903,6 +951,15 @@ async function loadIntactVersion(deps: RunDeps, record: RunRecord, layout: Param
     }
   }
   throw damage;
+}
+
+/** Bitwise equality of two float32 vectors (NaN payloads and -0 included). */
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }
 
 async function putSlots(blobs: BlobStore, slots: ServerState['slots']): Promise<string | null> {
