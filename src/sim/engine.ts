@@ -56,6 +56,9 @@ const BACKOFF = 3;
 /** In a session, but the plan policy has no work for it until its next session. */
 const REFUSED = 4;
 
+/** Virtual hours without a new version after which a run with no hours limit is stopped as stalled. */
+const STALL_HOURS = 24 * 30;
+
 const STALENESS_BUCKETS = 1024;
 
 interface Lease {
@@ -193,6 +196,9 @@ export class Simulation {
   private roundReceived = 0;
   private target: SimResult['target'];
   private diverged: SimResult['diverged'] = null;
+  private stalled: SimResult['stalled'] = null;
+  /** Virtual time of the newest version (or of the start). */
+  private lastVersionAt = 0;
   /** Devices in a session now. */
   private online = 0;
   private nextHourAt = HOUR;
@@ -253,6 +259,15 @@ export class Simulation {
     try {
       while (!this.stopped && this.queue.peekTime() <= stopTime && this.queue.pop(ev)) {
         if (ev.time >= this.nextHourAt) this.closeHours(ev.time);
+        // A run limited by versions alone would go on forever when no version can ever appear (e.g. a sync cohort as
+        // large as the devices ever online at once): stop with a diagnosis instead of filling memory with hours.
+        if (!Number.isFinite(stopTime) && ev.time - this.lastVersionAt > STALL_HOURS * HOUR) {
+          this.stalled = {
+            hours: ev.time / HOUR, version: this.server.version,
+            message: `no version in ${STALL_HOURS} virtual hours (${this.totals.leases} leases so far): the population cannot make progress with this config (in sync mode, are \`cohort\` devices ever online and waiting at once?)`,
+          };
+          break;
+        }
         this.now = ev.time;
         this.totals.events++;
         const pending = this.handle(ev);
@@ -658,6 +673,7 @@ export class Simulation {
       this.stepBytes[next.version] = c.encoded.length;
     }
     this.server = next;
+    this.lastVersionAt = this.now;
     this.acc = this.strategy.begin(this.server);
     this.versions.set(this.server.version, { params: this.server.params, refs: 0 });
     if (this.cfg.network.weightDeltas && this.cfg.mode === 'full') {
@@ -736,6 +752,7 @@ export class Simulation {
       rounds: agg.mode === 'sync' ? { ...this.rounds } : null,
       target: this.target === null ? null : { ...this.target },
       diverged: this.diverged,
+      stalled: this.stalled,
       hourly: this.hourly,
       totals,
       ...(this.cfg.attack === undefined ? {} : {

@@ -93,6 +93,8 @@ export interface SimResult {
   target: { metric: string; value: number; reached: boolean; version?: number; hours?: number; bytes?: number } | null;
   /** Set when a server step produced non-finite parameters; the run stopped there. */
   diverged: { hours: number; version: number; message: string } | null;
+  /** Set when no version appeared for STALL_HOURS of virtual time and no hours limit was given; the run stopped there. */
+  stalled?: { hours: number; version: number; message: string } | null;
   hourly: HourRecord[];
   totals: SimTotals;
   /** Attacker devices, when the config has an attack: how many, and how many poisoned updates were folded. */

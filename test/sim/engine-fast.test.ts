@@ -36,6 +36,21 @@ describe('simulator, fast mode', () => {
     assert.notDeepEqual(a.result.versions, c.result.versions, 'another seed is another run');
   });
 
+  it('stops a run that can make no version with a diagnosis, instead of running forever', async () => {
+    // Eight phones with their own availability windows are never all online at once, so a sync round of 8 never starts.
+    const { result: r } = await run(config({
+      population: { devices: 8, referenceExamplesPerSecond: 200, timezoneSpreadHours: 6 },
+      aggregation: { mode: 'sync', strategy: { kind: 'fedavg' }, cohort: 8, overSelection: 1, roundSeconds: 3600, minUpdates: 8 },
+      stop: { versions: 3 },
+    }));
+    assert.ok(r.stalled != null, 'the run is marked stalled');
+    assert.equal(r.stalled.version, 0);
+    assert.match(r.stalled.message, /no version in 720 virtual hours.*cohort/);
+    assert.ok(r.hourly.length <= 24 * 31, `it stopped after about 30 virtual days (${r.hourly.length} hours)`);
+    const { result: fine } = await run(config({ population: { devices: 2000, referenceExamplesPerSecond: 200 }, stop: { versions: 3 } }));
+    assert.equal(fine.stalled, null, 'a run that makes versions is not stalled');
+  });
+
   it('runs 10k devices and accounts for every lease', async () => {
     const { result: r, devices } = await run(config());
     const t = r.totals;

@@ -79,6 +79,7 @@ export async function simulate(file: string, opts: SimOptions): Promise<void> {
       ? `target ${r.target.metric} ${r.target.value} reached at version ${r.target.version}, ${r.target.hours!.toFixed(2)} h, ${(r.target.bytes! / 1e9).toFixed(2)} GB`
       : `target ${r.target.metric} ${r.target.value} not reached`);
   }
+  if (r.stalled != null) console.log(`stalled at version ${r.stalled.version} (${r.stalled.hours.toFixed(0)} h): ${r.stalled.message}`);
   if (r.diverged !== null) console.log(`diverged at version ${r.diverged.version} (${r.diverged.hours.toFixed(2)} h): ${r.diverged.message}`);
   console.log(`wall ${r.wall.seconds.toFixed(1)} s (${Math.round(r.wall.eventsPerSecond)} events/s); wrote ${files.join(', ')}`);
 }
