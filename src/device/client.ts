@@ -182,7 +182,8 @@ export class CoordinatorClient {
     let bytes: Uint8Array = new Uint8Array(await this.body(res, path));
     if (res.headers.get('Content-Type') === WEIGHTS_DELTA_MEDIA_TYPE) {
       // A delta from the weights we named: rebuilt here in float32 exactly as the coordinator built the version
-      // (weights-delta.ts, downlink.ts), so callers see the whole file, and checked against the version's hash now:
+      // (weights-delta.ts, downlink.ts; a zeroth-order run's seed chain is replayed with the coordinator's own strategy
+      // code, src/core/zo/seed-step.ts), so callers see the whole file, and checked against the version's hash now:
       // a delta that fails is reported and replaced by the full file, whose hash the caller checks as always.
       let why: string | undefined;
       if (from === undefined || res.headers.get('X-Tessera-Delta-Base') !== from.hash) why = 'it is from weights this device does not hold';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { WEIGHTS_DELTA_MEDIA_TYPE, decodeSeedChain } from '../../src/core/codecs/weights-delta.ts';
+import { applyWeightsDelta, WEIGHTS_DELTA_MEDIA_TYPE, decodeSeedChain } from '../../src/core/codecs/weights-delta.ts';
 import type { ModelSpec } from '../../src/core/model-spec.ts';
 import { encodeUpdate } from '../../src/core/protocol/update-wire.ts';
 import { Rng } from '../../src/core/rng.ts';
@@ -159,7 +159,12 @@ describe('FedKSeed downlink: zeroth-order versions as seed steps', () => {
     assert.equal(device.deltaFailures, 0);
     const [file, step] = [seen[0]!.bytes, seen[1]!];
     assert.equal(step.type, WEIGHTS_DELTA_MEDIA_TYPE);
-    t.diagnostic(`char GPT (${n} parameters), FedBuff K = 3, three 20-step uploads (${uploads.map((u) => u.length).join(' + ')} bytes up): version download ${step.bytes} bytes as a seed chain vs ${file} bytes for the file (${(file / step.bytes).toFixed(0)}x)`);
+    // The device's cost of the saving, reported (not asserted: timings depend on the machine): one rebuild.
+    const chainBody = new Uint8Array(await (await fetch(`${srv.url}/v1/runs/${run.runId}/versions/1/weights?from=0`)).arrayBuffer());
+    const started = performance.now();
+    applyWeightsDelta(v0.bytes, chainBody);
+    const rebuildMs = performance.now() - started;
+    t.diagnostic(`char GPT (${n} parameters), FedBuff K = 3, three 20-step uploads (${uploads.map((u) => u.length).join(' + ')} bytes up): version download ${step.bytes} bytes as a seed chain vs ${file} bytes for the file (${(file / step.bytes).toFixed(0)}x); rebuilding it took ${rebuildMs.toFixed(0)} ms`);
     assert.ok(step.bytes < 1024, `${step.bytes} bytes`);
     // Version 1 moved by what the three uploads say (FedBuff, all fresh: the mean of the replayed deltas), checked
     // on a few entries with z computed entry by entry.
