@@ -21,6 +21,8 @@ import { ExportError, importGpt } from '../../src/train/hf-export.ts';
 import { gpt } from '../../src/train/models/gpt.ts';
 import { initRuntime, jit, np, toDevice } from '../../src/train/runtime/jax.ts';
 import { startCoordinator } from '../../src/server/http/serve.node.ts';
+import { loadTask } from '../../src/device/tasks/registry.node.ts';
+import type { BpeTask } from '../../src/device/tasks/shakespeare-bpe.node.ts';
 
 const PYTHON = '/usr/bin/python3';
 const CHECK = new URL('../../scripts/fixtures/export_check.py', import.meta.url).pathname;
@@ -151,5 +153,26 @@ describe('tessera export from a coordinator run', () => {
     assert.equal(back.tokenizer.kind, 'char', 'char vocabulary');
     if (back.tokenizer.kind === 'char') assert.equal(CharVocab.fromJSON({ type: 'char', chars: back.tokenizer.chars }).size, 65, '65 characters, a valid CharVocab');
     await assert.rejects(exportRunVersion({ url: srv.url, run: 'no-such-run', version: 'head', out: join(dataDir, 'x') }), ExportError, 'unknown run');
+  });
+
+  it('writes a BPE run with the BPE vocabulary its devices train on', { timeout: 60_000 }, async () => {
+    const srv = await running;
+    const model = { kind: 'gpt', vocabSize: 320, context: 8, width: 16, heads: 2, layers: 1, mlpRatio: 4 };
+    const res = await fetch(`${srv.url}/v1/runs`, {
+      method: 'POST', headers: { authorization: 'Bearer admin-token-for-tests-0123456789', 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'export-bpe', task: 'shakespeare-bpe', model }),
+    });
+    assert.equal(res.status, 201, `run creation failed: ${await res.clone().text()}`);
+    const { runId } = (await res.json()) as { runId: string };
+    const out = join(dataDir, 'export-bpe');
+    await exportRunVersion({ url: srv.url, run: runId, version: 'head', out });
+    const back = readExport(out);
+    assert.deepEqual(back.spec, model);
+    assert.equal(back.tokenizer.kind, 'bpe', 'tokenizer.json, not a char vocabulary');
+    // The devices' tokens: the task the run's devices load for this model (loadTask), encoding the same text.
+    const task = await loadTask('shakespeare-bpe', GptSpec.parse(model));
+    const text = 'ROMEO:\nBut, soft! what light through yonder window breaks?';
+    assert.ok(back.tokenizer.kind === 'bpe' && 'tokenizer' in task, 'the BPE task has a tokenizer');
+    assert.deepEqual(back.tokenizer.bpe.encode(text), (task as BpeTask).tokenizer.encode(text), 'same ids as the devices');
   });
 });

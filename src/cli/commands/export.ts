@@ -4,10 +4,12 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { GptSpec } from '../../core/model-spec.ts';
+import { GptSpec, type ModelSpec } from '../../core/model-spec.ts';
 import type { TensorRecord } from '../../core/tensor.ts';
 import { CharVocab } from '../../data/char-vocab.ts';
 import { loadShakespeareText } from '../../data/shakespeare.node.ts';
+import { shakespeareBpeTask } from '../../device/tasks/shakespeare-bpe.node.ts';
+import { sotuTask } from '../../device/tasks/sotu.node.ts';
 import { decodeSafetensors } from '../../core/safetensors.ts';
 import { ExportError, exportGpt, importGpt, type ExportFiles, type ExportTokenizer, type ImportedModel } from '../../train/hf-export.ts';
 
@@ -38,10 +40,24 @@ export function readExport(dir: string): ImportedModel {
   return importGpt(files as Partial<ExportFiles>);
 }
 
-/** The tokenizer a run's task encodes text with (runs train char-level Shakespeare; BPE models export from train). */
-export async function taskTokenizer(task: string): Promise<ExportTokenizer> {
-  if (task === 'shakespeare') return { kind: 'char', chars: CharVocab.fromText(await loadShakespeareText()).chars };
-  throw new ExportError(`task ${task} has no text tokenizer; only language-model (GPT) runs export`);
+/**
+ * The tokenizer a run's task encodes text with, for the run's model: the task's own (the char vocabulary of Tiny
+ * Shakespeare or of the State of the Union addresses, or the BPE vocabulary the shakespeare-bpe task trains
+ * deterministically at the model's vocabulary size), so an export decodes exactly what the devices trained on.
+ */
+export async function taskTokenizer(task: string, model?: ModelSpec): Promise<ExportTokenizer> {
+  switch (task) {
+    case 'shakespeare': return { kind: 'char', chars: CharVocab.fromText(await loadShakespeareText()).chars };
+    case 'sotu': return { kind: 'char', chars: sotuTask().vocab.chars };
+    case 'shakespeare-bpe': {
+      const { tokenizer } = await shakespeareBpeTask(model?.kind === 'gpt' ? { vocabSize: model.vocabSize } : {});
+      if (model !== undefined && model.kind === 'gpt' && tokenizer.vocabSize !== model.vocabSize) {
+        throw new ExportError(`the run's model has a vocabulary of ${model.vocabSize}, but the task's BPE trains to ${tokenizer.vocabSize} tokens`);
+      }
+      return { kind: 'bpe', bpe: tokenizer };
+    }
+    default: throw new ExportError(`task ${task} has no text tokenizer; only language-model (GPT) runs export`);
+  }
 }
 
 export interface RunExportOptions {
@@ -70,7 +86,7 @@ export async function exportRunVersion(opts: RunExportOptions): Promise<{ versio
   // By number, not "head": the head may move between the two requests.
   const bytes = new Uint8Array(await (await get(`/v1/runs/${run}/versions/${info.version}/weights`)).arrayBuffer());
   const params = decodeSafetensors(bytes).tensors;
-  writeExport(opts.out, spec.data, params, await taskTokenizer(summary.task), opts.force);
+  writeExport(opts.out, spec.data, params, await taskTokenizer(summary.task, spec.data), opts.force);
   return { version: info.version, spec: spec.data };
 }
 
