@@ -49,7 +49,10 @@ export const SimConfig = z.object({
     name: z.enum(TASK_NAMES),
     /** Overrides the task's model (must fit the data: same inputs and classes, or vocabulary). */
     model: ModelSpec.optional(),
-    /** Fashion-MNIST only: Dirichlet label-skew shards (default 10). Shakespeare has one shard per speaking role. */
+    /**
+     * Fashion-MNIST: Dirichlet label-skew shards (default 10). Shakespeare (char or BPE): one shard per speaking role
+     * by default, or the roles dealt round-robin into this many shards. Not for sotu (a shard is a president).
+     */
     shards: z.number().int().min(1).optional(),
     /** Fashion-MNIST only: Dirichlet concentration; smaller is more skewed. */
     alpha: z.number().positive().default(0.5),
@@ -149,6 +152,9 @@ export const SimConfig = z.object({
     folds: z.number().int().min(0).default(1000),
   }).strict().prefault({}),
 }).strict().superRefine((c, ctx) => {
+  if (c.task?.name === 'sotu' && c.task.shards !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['task', 'shards'], message: 'sotu shards are its presidents, in era order: they cannot be regrouped' });
+  }
   if (c.mode === 'full' && c.task === undefined) {
     ctx.addIssue({ code: 'custom', path: ['task'], message: 'full mode needs a task (e.g. { "name": "fashion-mlp" })' });
   }

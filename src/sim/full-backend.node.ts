@@ -42,7 +42,7 @@ async function loadSimTask(cfg: TaskConfig, seed: number): Promise<Task> {
     case 'shakespeare':
     case 'shakespeare-bpe':
     case 'sotu':
-      return loadTask(cfg.name, cfg.model);
+      return loadTask(cfg.name, cfg.model, cfg.shards === undefined ? {} : { shards: cfg.shards });
   }
 }
 

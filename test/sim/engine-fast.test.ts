@@ -154,5 +154,6 @@ describe('simulator, fast mode', () => {
   it('refuses configs the mode cannot run', () => {
     assert.throws(() => parseSimConfig({ ...config(), planner: {} }), /planner: the planner cuts submodels from a real model/, 'no planner in fast mode');
     assert.throws(() => parseSimConfig({ ...config(), population: { devices: 10 } }), /referenceExamplesPerSecond: fast mode has no real model/, 'fast mode needs a reference speed');
+    assert.throws(() => parseSimConfig({ ...config(), mode: 'full', task: { name: 'sotu', shards: 4 } }), /task\.shards: sotu shards are its presidents/, 'sotu shards are not regrouped');
   });
 });

@@ -12,16 +12,19 @@ export type TaskName = (typeof TASK_NAMES)[number];
 /**
  * The task `name` for a run of `model` (the run's model spec, when it overrides the task's default): a language task
  * cuts its windows to the model's context, and the BPE task trains a vocabulary of the model's size (deterministically,
- * so every device and the coordinator's evaluator derive the same tokens).
+ * so every device and the coordinator's evaluator derive the same tokens). `shards` groups a Shakespeare task's roles
+ * into that many shards (the simulator's task.shards); the other tasks shard as they always do.
  */
-export function loadTask(name: TaskName, model?: ModelSpec): Promise<Task> {
+export function loadTask(name: TaskName, model?: ModelSpec, options: { shards?: number } = {}): Promise<Task> {
   const gpt = model?.kind === 'gpt' ? model : undefined;
-  const windows = gpt === undefined ? {} : { context: gpt.context };
+  const taskOptions = { ...(gpt === undefined ? {} : { context: gpt.context }), ...(options.shards === undefined ? {} : { shards: options.shards }) };
   switch (name) {
-    case 'shakespeare': return shakespeareTask(windows);
-    case 'shakespeare-bpe': return shakespeareBpeTask(gpt === undefined ? {} : { ...windows, vocabSize: gpt.vocabSize });
+    case 'shakespeare': return shakespeareTask(taskOptions);
+    case 'shakespeare-bpe': return shakespeareBpeTask({ ...taskOptions, ...(gpt === undefined ? {} : { vocabSize: gpt.vocabSize }) });
     case 'fashion-mlp': return fashionMnistTask({ model: 'mlp' });
     case 'fashion-cnn': return fashionMnistTask({ model: 'cnn' });
-    case 'sotu': return Promise.resolve(sotuTask(windows));
+    case 'sotu':
+      if (options.shards !== undefined) throw new RangeError('sotu: shards are the presidents of each era; they cannot be regrouped');
+      return Promise.resolve(sotuTask(gpt === undefined ? {} : { context: gpt.context }));
   }
 }

@@ -8,7 +8,7 @@ import { loadShakespeareText } from '../../data/shakespeare.node.ts';
 import type { BpeTokenizer } from '../../core/tokenizer/bpe.ts';
 import { trainBpe } from '../../core/tokenizer/bpe-train.ts';
 import type { Task } from './task.ts';
-import { tokenStreamBatches } from './token-streams.ts';
+import { groupStreams, tokenStreamBatches } from './token-streams.ts';
 
 export interface ShakespeareBpeOptions {
   vocabSize?: number;
@@ -18,6 +18,8 @@ export interface ShakespeareBpeOptions {
   layers?: number;
   /** Roles with less speech than this are left out, as in the char task. */
   minChars?: number;
+  /** Group the roles into this many shards (groupStreams); default: one shard per role. */
+  shards?: number;
 }
 
 export interface BpeTask extends Task {
@@ -26,7 +28,7 @@ export interface BpeTask extends Task {
 }
 
 export async function shakespeareBpeTask(options: ShakespeareBpeOptions = {}): Promise<BpeTask> {
-  const { vocabSize = 2048, context = 64, width = 128, heads = 4, layers = 2, minChars = 2000 } = options;
+  const { vocabSize = 2048, context = 64, width = 128, heads = 4, layers = 2, minChars = 2000, shards } = options;
   const corpus = await loadShakespeareText();
   const { train, heldOut } = splitHeldOut(parseSpeeches(corpus));
   const trainText = blocksToText(train);
@@ -41,7 +43,7 @@ export async function shakespeareBpeTask(options: ShakespeareBpeOptions = {}): P
     model: { kind: 'gpt', vocabSize: tokenizer.vocabSize, context, width, heads, layers, mlpRatio: 4 },
     tokenizer,
     charsPerToken,
-    ...tokenStreamBatches({ shards: roles, all, heldOut: held, context }),
+    ...tokenStreamBatches({ shards: shards === undefined ? roles : groupStreams(roles, shards), all, heldOut: held, context }),
     baseline: {
       metric: 'loss',
       value: unigramEntropy(held, tokenizer.vocabSize),

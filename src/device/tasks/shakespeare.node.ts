@@ -5,7 +5,7 @@ import { CharVocab, unigramEntropy } from '../../data/char-vocab.ts';
 import { blocksToText, parseSpeeches, partitionBySpeaker, splitHeldOut } from '../../data/shakespeare.ts';
 import { loadShakespeareText } from '../../data/shakespeare.node.ts';
 import type { Task } from './task.ts';
-import { tokenStreamBatches } from './token-streams.ts';
+import { groupStreams, tokenStreamBatches } from './token-streams.ts';
 
 /** Roles with less speech than this are left out by default (too little text to fill a batch of windows). */
 export const SHAKESPEARE_MIN_CHARS = 2000;
@@ -17,10 +17,12 @@ export interface ShakespeareOptions {
   layers?: number;
   /** Roles with less speech than this are left out (too little text to fill a batch of windows). */
   minChars?: number;
+  /** Group the roles into this many shards (groupStreams); default: one shard per role. */
+  shards?: number;
 }
 
 export async function shakespeareTask(options: ShakespeareOptions = {}): Promise<Task> {
-  const { context = 64, width = 128, heads = 4, layers = 2, minChars = SHAKESPEARE_MIN_CHARS } = options;
+  const { context = 64, width = 128, heads = 4, layers = 2, minChars = SHAKESPEARE_MIN_CHARS, shards } = options;
   const corpus = await loadShakespeareText();
   const vocab = CharVocab.fromText(corpus);
   const { train, heldOut } = splitHeldOut(parseSpeeches(corpus));
@@ -30,7 +32,7 @@ export async function shakespeareTask(options: ShakespeareOptions = {}): Promise
   return {
     name: 'shakespeare-char-gpt',
     model: { kind: 'gpt', vocabSize: vocab.size, context, width, heads, layers, mlpRatio: 4 },
-    ...tokenStreamBatches({ shards: roles, all, heldOut: held, context }),
+    ...tokenStreamBatches({ shards: shards === undefined ? roles : groupStreams(roles, shards), all, heldOut: held, context }),
     baseline: { metric: 'loss', value: unigramEntropy(held, vocab.size), label: 'unigram entropy of the held-out text (nats/char)' },
   };
 }
