@@ -133,16 +133,19 @@ describe('tessera export from a coordinator run', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'tessera-export-run-'));
   const running = startCoordinator({ dataDir, port: 0, adminToken: 'admin-token-for-tests-0123456789', evaluate: false, web: false, log: () => {} });
   after(async () => (await running).close());
+  const createRun = async (url: string, config: object): Promise<string> => {
+    const res = await fetch(`${url}/v1/runs`, {
+      method: 'POST', headers: { authorization: 'Bearer admin-token-for-tests-0123456789', 'content-type': 'application/json' },
+      body: JSON.stringify(config),
+    });
+    assert.equal(res.status, 201, `run creation failed: ${await res.clone().text()}`);
+    return ((await res.json()) as { runId: string }).runId;
+  };
 
   it('writes the head version with the task\'s char vocabulary', async () => {
     const srv = await running;
     const model = { kind: 'gpt', vocabSize: 65, context: 8, width: 16, heads: 2, layers: 1, mlpRatio: 4 };
-    const res = await fetch(`${srv.url}/v1/runs`, {
-      method: 'POST', headers: { authorization: 'Bearer admin-token-for-tests-0123456789', 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'export-test', task: 'shakespeare', model }),
-    });
-    assert.equal(res.status, 201, `run creation failed: ${await res.clone().text()}`);
-    const { runId } = (await res.json()) as { runId: string };
+    const runId = await createRun(srv.url, { name: 'export-test', task: 'shakespeare', model });
     const out = join(dataDir, 'export');
     const { version } = await exportRunVersion({ url: srv.url, run: runId, version: 'head', out });
     assert.equal(version, 0, 'the head of a new run');
@@ -158,12 +161,7 @@ describe('tessera export from a coordinator run', () => {
   it('writes a BPE run with the BPE vocabulary its devices train on', { timeout: 60_000 }, async () => {
     const srv = await running;
     const model = { kind: 'gpt', vocabSize: 320, context: 8, width: 16, heads: 2, layers: 1, mlpRatio: 4 };
-    const res = await fetch(`${srv.url}/v1/runs`, {
-      method: 'POST', headers: { authorization: 'Bearer admin-token-for-tests-0123456789', 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'export-bpe', task: 'shakespeare-bpe', model }),
-    });
-    assert.equal(res.status, 201, `run creation failed: ${await res.clone().text()}`);
-    const { runId } = (await res.json()) as { runId: string };
+    const runId = await createRun(srv.url, { name: 'export-bpe', task: 'shakespeare-bpe', model });
     const out = join(dataDir, 'export-bpe');
     await exportRunVersion({ url: srv.url, run: runId, version: 'head', out });
     const back = readExport(out);
