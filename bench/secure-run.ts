@@ -3,7 +3,8 @@
 // (--clients devices in this process, each with a fixed random delta, no training, so only aggregation is timed).
 //   plain   a round: every device leases, uploads its fp32 delta (encodeUpdate), and the round closes at the cohort.
 //   secure  a round: every device leases a seat, advertises and shares keys, sends its delta masked, reveals shares,
-//           and waits until the sum is a version (src/device/secure-upload.ts, polling every --poll-ms).
+//           and waits until the sum is a version (src/device/secure-upload.ts), long-polling the session (the default)
+//           or polling it on a timer every --poll-ms (longPollMs 0, what devices did before long polls).
 // Reported per case: the median wall time of a round (first lease to the new version), and the bytes the devices
 // sent and received per round, from the coordinator's own accounting plus the protocol's messages.
 //
@@ -28,7 +29,7 @@ const opts = new Command()
   .option('--clients <n>', 'cohort size', positiveInt('--clients'), 10)
   .option('--hidden <n>', 'MLP hidden units (784-h-10)', positiveInt('--hidden'), 64)
   .option('--rounds <n>', 'rounds per case (median reported)', positiveInt('--rounds'), 3)
-  .option('--poll-ms <n>', 'how often a device polls its secure round', positiveInt('--poll-ms'), 100)
+  .option('--poll-ms <n>', 'how often a device polls its secure round in the timer-polling case', positiveInt('--poll-ms'), 100)
   .parse()
   .opts<{ clients: number; hidden: number; rounds: number; pollMs: number }>();
 
@@ -79,21 +80,22 @@ const counting: typeof fetch = async (input, init) => {
 };
 const secureClient = new CoordinatorClient(srv.url, { fetch: counting });
 
-async function secureRound(runId: string, devices: DeviceCredentials[]): Promise<void> {
+const secureRound = (longPollMs: number) => async (runId: string, devices: DeviceCredentials[]): Promise<void> => {
   await Promise.all(devices.map(async (d, i) => {
     const { lease } = await client.requestLease(runId, d);
     if (lease === null || lease.secure === undefined) throw new Error('no seat');
     await client.fetchWeights(runId, lease.baseVersion, { token: d.deviceToken });
-    const u = await SecureUpload.join({ client: secureClient, runId, creds: d, seat: lease.secure, deadline: Date.now() + 60_000, pollMs: opts.pollMs });
+    const u = await SecureUpload.join({ client: secureClient, runId, creds: d, seat: lease.secure, deadline: Date.now() + 60_000, pollMs: opts.pollMs, longPollMs });
     await u.submit(deltas[i]!);
   }));
-}
+};
 
 interface Row { name: string; ms: number; up: number; down: number }
 const rows: Row[] = [];
 for (const [name, aggregation, round] of [
   ['plain sync FedAvg', { mode: 'sync', strategy: { kind: 'fedavg' }, cohort: opts.clients, overSelection: 1, roundSeconds: 60 }, plainRound],
-  ['secure (SecAgg, complete graph)', { mode: 'secure', strategy: { kind: 'fedavg' }, cohort: opts.clients, clip: 1, collectSeconds: 30, phaseSeconds: 30 }, secureRound],
+  ['secure (SecAgg, complete graph), long polls', { mode: 'secure', strategy: { kind: 'fedavg' }, cohort: opts.clients, clip: 1, collectSeconds: 30, phaseSeconds: 30 }, secureRound(20_000)],
+  [`secure, polling every ${opts.pollMs} ms`, { mode: 'secure', strategy: { kind: 'fedavg' }, cohort: opts.clients, clip: 1, collectSeconds: 30, phaseSeconds: 30 }, secureRound(0)],
 ] as const) {
   const { runId, devices } = await createRun(aggregation);
   const times: number[] = [];
@@ -110,7 +112,7 @@ for (const [name, aggregation, round] of [
 await srv.close();
 
 const base = rows[0]!;
-console.log(`# secure run vs plain sync run: ${opts.clients} devices, ${layout.size.toLocaleString('en-US')} parameters, ${opts.rounds} rounds, poll every ${opts.pollMs} ms`);
+console.log(`# secure run vs plain sync run: ${opts.clients} devices, ${layout.size.toLocaleString('en-US')} parameters, ${opts.rounds} rounds`);
 console.log('| case | round wall time | x plain | bytes up per device per round | x plain | bytes down per device per round | x plain |');
 console.log('|---|---|---|---|---|---|---|');
 for (const r of rows) {

@@ -35,11 +35,23 @@ export type PublicTextInfo = z.infer<typeof PublicTextInfo>;
 /** GET /v1/runs/:run/secagg/:session, the part a device acts on. */
 export const SecAggStatus = z.object({
   phase: z.enum(['keys', 'shares', 'masked', 'unmask', 'done', 'failed']),
+  /** Counts the session's visible changes; absent from coordinators that do not long-poll. */
+  revision: z.number().int().optional(),
   error: z.string().optional(),
   driven: z.object({ version: z.number().int().optional() }).optional(),
   result: z.object({ contributors: z.array(z.number().int()) }).optional(),
 });
 export type SecAggStatus = z.infer<typeof SecAggStatus>;
+
+/** A long poll: answer once the session's revision is above `since`, or after `ms` (the coordinator caps it at 25 s). */
+export interface SecAggWait {
+  since: number;
+  ms: number;
+}
+
+function waitQuery(wait: SecAggWait | undefined): string {
+  return wait === undefined ? '' : `?since=${Math.max(-1, Math.floor(wait.since))}&wait=${Math.max(0, Math.min(25_000, Math.floor(wait.ms)))}`;
+}
 
 /** A code the coordinator sent, or bad_response when what came back does not follow the protocol. */
 export type ClientErrorCode = ErrorCode | 'bad_response';
@@ -220,16 +232,28 @@ export class CoordinatorClient {
   }
 
   /** The session's current message for this device (wire form), or undefined when it has none yet (204). */
-  async pollSecAgg(runId: string, sessionId: string, creds: DeviceCredentials, signal?: AbortSignal): Promise<Uint8Array | undefined> {
-    const path = `/v1/runs/${seg(runId)}/secagg/${seg(sessionId)}/messages`;
+  /**
+   * The coordinator's message for this device in a secure-aggregation session (undefined: none yet) and the session's
+   * revision. With `wait`, a long poll: the coordinator answers once the session moved past revision `wait.since`, or
+   * after `wait.ms`.
+   */
+  async pollSecAgg(
+    runId: string, sessionId: string, creds: DeviceCredentials, signal?: AbortSignal, wait?: SecAggWait,
+  ): Promise<{ message: Uint8Array | undefined; revision: number | undefined }> {
+    const path = `/v1/runs/${seg(runId)}/secagg/${seg(sessionId)}/messages${waitQuery(wait)}`;
     const res = await this.request('GET', path, { token: creds.deviceToken, signal, long: true });
-    if (res.status === 204) return undefined;
-    return new Uint8Array(await this.body(res, path));
+    const header = res.headers.get('X-Tessera-SecAgg-Revision');
+    const revision = header === null || !/^\d+$/.test(header) ? undefined : Number(header);
+    if (res.status === 204) {
+      await res.body?.cancel();
+      return { message: undefined, revision };
+    }
+    return { message: new Uint8Array(await this.body(res, path)), revision };
   }
 
   /** Where a secure-aggregation session stands; for a run's round, the version its sum became once done. */
-  secAggStatus(runId: string, sessionId: string, signal?: AbortSignal): Promise<SecAggStatus> {
-    return this.json('GET', `/v1/runs/${seg(runId)}/secagg/${seg(sessionId)}`, SecAggStatus, { signal });
+  secAggStatus(runId: string, sessionId: string, signal?: AbortSignal, wait?: SecAggWait): Promise<SecAggStatus> {
+    return this.json('GET', `/v1/runs/${seg(runId)}/secagg/${seg(sessionId)}${waitQuery(wait)}`, SecAggStatus, { signal, long: wait !== undefined });
   }
 
   private async json<S extends z.ZodType>(method: string, path: string, schema: S, init: RequestInit_): Promise<z.output<S>> {

@@ -140,4 +140,41 @@ describe('secure aggregation over HTTP', () => {
     assert.equal((await call('GET', `/v1/runs/${runId}/secagg/${session}`)).body.phase, 'failed', 'the session is marked failed');
     assert.equal((await call('GET', `/v1/runs/${runId}/secagg/nope`)).status, 404, 'an unknown session is not found');
   });
+
+  it('long polls: a waiting device is answered when the phase closes, not when its wait runs out', async () => {
+    const session = await newSession();
+    const base = `/v1/runs/${runId}/secagg/${session}`;
+    const config = (await call('GET', base)).body.config;
+    const clients = Array.from({ length: N }, (_, i) => new SecAggClient(i + 1, config));
+    for (let i = 0; i < N; i++) await send(session, i, await clients[i]!.advertiseKeys());
+    const revision = (await call('GET', base)).body.revision as number;
+    assert.equal(revision, 0, 'no phase closed yet');
+    // Nothing changes: the wait runs out and the answer is "nothing yet", with the revision it still is.
+    const started = performance.now();
+    const idle = await fetch(`${srv.url}${base}/messages?since=${revision}&wait=300`, { headers: { authorization: `Bearer ${tokens[0]}` } });
+    assert.equal(idle.status, 204);
+    assert.equal(idle.headers.get('X-Tessera-SecAgg-Revision'), '0');
+    assert.ok(performance.now() - started >= 290, 'held for the wait');
+    // A device and a status reader wait up to 20 s; the admin closes the phase; both answer with the roster's revision.
+    const waiting = fetch(`${srv.url}${base}/messages?since=${revision}&wait=20000`, { headers: { authorization: `Bearer ${tokens[3]}` } });
+    const statusWaiting = call('GET', `${base}?since=${revision}&wait=20000`);
+    await new Promise((r) => setTimeout(r, 100));
+    const closedAt = performance.now();
+    await advance(session);
+    const res = await waiting;
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('X-Tessera-SecAgg-Revision'), '1');
+    assert.equal(decodeMessage(new Uint8Array(await res.arrayBuffer())).kind, 'roster', 'the message of the new phase');
+    const st = await statusWaiting;
+    assert.equal(st.body.phase, 'shares');
+    assert.equal(st.body.revision, 1);
+    assert.ok(performance.now() - closedAt < 5_000, 'answered on the change, long before the 20 s wait');
+    // A revision already passed answers at once; bad waits are refused before anything waits.
+    assert.equal((await call('GET', `${base}?since=0&wait=20000`)).body.revision, 1);
+    for (const q of ['since=x&wait=10', 'since=0&wait=-1', 'since=0&wait=25001', 'since=0&wait=10&extra=1']) {
+      const r = await call('GET', `${base}?${q}`);
+      assert.equal(r.status, 400, q);
+      assert.equal(r.body.error.code, 'bad_request', q);
+    }
+  });
 });

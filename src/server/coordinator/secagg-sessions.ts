@@ -20,6 +20,8 @@ export interface SessionStatus {
   sessionId: string;
   runId: string;
   phase: SessionPhase;
+  /** Session.revision: what a device long-polls past. */
+  revision: number;
   config: SecAggConfig;
   /** Clients bound so far (advertised keys). */
   clients: number;
@@ -59,6 +61,12 @@ export class Session {
   private roster: Roster | undefined;
   private deliveries = new Map<number, SharesDelivery>();
   private request: UnmaskRequest | undefined;
+  /**
+   * Counts the changes a waiting device can see (a phase closed, the round's version or its failure): devices long-poll
+   * for a revision above the one they hold instead of polling on a timer (waitForChange).
+   */
+  revision = 0;
+  private waiters = new Set<() => void>();
 
   constructor(readonly sessionId: string, readonly runId: string, readonly config: SecAggConfig, readonly driver?: SessionDriver) {
     this.server = new SecAggServer(config);
@@ -111,8 +119,46 @@ export class Session {
     return this.roster;
   }
 
+  /** A driven session's sum became `version`. */
+  settle(version: number): void {
+    this.version = version;
+    this.changed();
+  }
+
+  /** The session ends as failed (a driven round whose sum could not be stored). */
+  fail(error: string): void {
+    this.phase = 'failed';
+    this.error = error;
+    this.changed();
+  }
+
+  /**
+   * Resolves once the revision is above `since`, or after `ms`, or when `signal` aborts (a client that hung up),
+   * whichever comes first; never rejects.
+   */
+  async waitForChange(since: number, ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.revision > since || ms <= 0 || signal?.aborted === true) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+      this.waiters.add(done);
+    });
+  }
+
+  private changed(): void {
+    this.revision++;
+    for (const wake of [...this.waiters]) wake();
+  }
+
   /** Closes the current phase; the last one computes the sum. Too many dropouts end the session as failed. */
   async advance(): Promise<void> {
+    const before = this.phase;
     try {
       switch (this.phase) {
         case 'keys':
@@ -140,6 +186,8 @@ export class Session {
         this.error = e.message;
       }
       throw e;
+    } finally {
+      if (this.phase !== before) this.changed();
     }
   }
 }
@@ -175,7 +223,7 @@ export class SecAggSessions {
   status(runId: string, sessionId: string): SessionStatus {
     const s = this.get(runId, sessionId);
     return {
-      sessionId, runId, phase: s.phase, config: s.config, clients: s.clients,
+      sessionId, runId, phase: s.phase, revision: s.revision, config: s.config, clients: s.clients,
       ...(s.error === undefined ? {} : { error: s.error }), ...(s.result === undefined ? {} : { result: s.result }),
       ...(s.driver === undefined ? {} : { driven: s.version === undefined ? {} : { version: s.version } }),
     };

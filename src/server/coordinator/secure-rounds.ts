@@ -195,12 +195,11 @@ export class SecureRounds {
     const contributors = result.contributors.map((id) => ({ ...byClient.get(id)!, bytes: r.session.bytesFrom.get(id) ?? 0 }));
     const bytes = [...r.session.bytesFrom.values()].reduce((a, b) => a + b, 0);
     try {
-      r.session.version = await this.o.onSum({ sessionId: r.session.sessionId, baseVersion: r.baseVersion, result, contributors, bytes });
+      r.session.settle(await this.o.onSum({ sessionId: r.session.sessionId, baseVersion: r.baseVersion, result, contributors, bytes }));
     } catch (e) {
       // Not stored, so not acknowledged: the devices see a failed round and train again.
-      r.session.phase = 'failed';
-      r.session.error = `the round's sum could not be stored: ${e instanceof Error ? e.message : String(e)}`;
-      this.o.onFailure(r.session.sessionId, r.session.error);
+      r.session.fail(`the round's sum could not be stored: ${e instanceof Error ? e.message : String(e)}`);
+      this.o.onFailure(r.session.sessionId, r.session.error!);
     } finally {
       this.end(r);
     }

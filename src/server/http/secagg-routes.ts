@@ -10,13 +10,18 @@
 // its sum became instead of carrying the sum.
 //   POST /v1/runs/:run/secagg/:session/messages      device  one client message -> 202
 //   GET  /v1/runs/:run/secagg/:session/messages      device  the server's message for this device -> 200, or 204 (none yet)
+//
+// Both GETs long-poll with `?since=<revision>&wait=<ms>` (wait at most MAX_WAIT_MS): the answer waits until the
+// session's revision (a phase closed, the round's version or failure) is above `since`, or the wait is over. The
+// revision travels in the status body and in the X-Tessera-SecAgg-Revision header of the messages route.
 import type { Context, Hono } from 'hono';
+import { z } from 'zod';
 import { ProtocolError } from '../../core/protocol/errors.ts';
 import { toBase64Url } from '../../core/secagg/bytes.ts';
 import { SecAggConfigSchema } from '../../core/secagg/config.ts';
 import { decodeMessage, encodeMessage } from '../../core/secagg/messages.ts';
 import type { Coordinator } from '../coordinator/coordinator.ts';
-import { SecAggSessions, secAggToProtocol, type SessionStatus } from '../coordinator/secagg-sessions.ts';
+import { SecAggSessions, secAggToProtocol, type Session, type SessionStatus } from '../coordinator/secagg-sessions.ts';
 import type { DeviceRecord } from '../store/store.ts';
 import { readBodyLimited, readJsonLimited } from './read-body.ts';
 
@@ -26,6 +31,25 @@ export interface SecAggAuth {
 }
 
 const CreateSession = SecAggConfigSchema.omit({ session: true });
+
+/** The longest a long poll is held: well under the server's request timeout and any proxy's idle timeout. */
+export const MAX_WAIT_MS = 25_000;
+const LongPoll = z.object({
+  since: z.coerce.number().int().min(-1).optional(),
+  wait: z.coerce.number().int().min(0).max(MAX_WAIT_MS).default(0),
+}).strict();
+
+/** Holds the request until the session moved past `?since` (or `?wait` ms passed, or the client left). */
+async function longPoll(c: Context, session: Session): Promise<void> {
+  const { since, wait } = parseQuery(c, LongPoll);
+  if (since !== undefined) await session.waitForChange(since, wait, c.req.raw.signal);
+}
+
+function parseQuery<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
+  const parsed = schema.safeParse(c.req.query());
+  if (!parsed.success) throw new ProtocolError('bad_request', parsed.error.issues.map((i) => `?${i.path.join('.') || 'query'}: ${i.message}`).join('; '));
+  return parsed.data;
+}
 
 export function mountSecAgg(app: Hono, coordinator: Coordinator, auth: SecAggAuth): SecAggSessions {
   const sessions = coordinator.secagg;
@@ -49,6 +73,7 @@ export function mountSecAgg(app: Hono, coordinator: Coordinator, auth: SecAggAut
   }));
   app.get('/v1/runs/:run/secagg/:session', (c) => translated(async () => {
     const { runId, sessionId } = ids(c);
+    await longPoll(c, sessions.get(runId, sessionId));
     return c.json(statusBody(sessions.status(runId, sessionId)));
   }));
   app.post('/v1/runs/:run/secagg/:session/advance', (c) => translated(async () => {
@@ -75,9 +100,12 @@ export function mountSecAgg(app: Hono, coordinator: Coordinator, auth: SecAggAut
   app.get('/v1/runs/:run/secagg/:session/messages', (c) => translated(async () => {
     const d = await auth.device(c);
     const { runId, sessionId } = ids(c);
-    const m = sessions.get(runId, sessionId).next(d.id);
-    if (m === undefined) return c.body(null, 204);
-    return c.body(encodeMessage(m) as Uint8Array<ArrayBuffer>, 200, { 'Content-Type': 'application/octet-stream' });
+    const session = sessions.get(runId, sessionId);
+    await longPoll(c, session);
+    const m = session.next(d.id);
+    const revision = { 'X-Tessera-SecAgg-Revision': String(session.revision) };
+    if (m === undefined) return c.body(null, 204, revision);
+    return c.body(encodeMessage(m) as Uint8Array<ArrayBuffer>, 200, { 'Content-Type': 'application/octet-stream', ...revision });
   }));
   return sessions;
 }
