@@ -58,5 +58,7 @@ export function sotuTask(options: SotuOptions = {}): SotuTask {
     baseline: { metric: 'loss', value: unigramEntropy(held, vocab.size), label: 'unigram entropy of the held-out text (nats/char)' },
     vocab,
     eras,
+    // Each era's held-out addresses, named by their years (e.g. "1790-1844").
+    slices: eras.map((e) => ({ id: `${e.firstYear}-${e.lastYear}`, evalBatches: (b: number, m?: number) => e.evalBatches(b, m) })),
   };
 }

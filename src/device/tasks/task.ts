@@ -15,6 +15,11 @@ export interface Task {
   evalBatches(batchSize: number, maxBatches?: number): Iterable<HostBatch>;
   /** Language models whose tokens are not characters: held-out characters per token (loss per char = loss / this). */
   readonly charsPerToken?: number;
+  /**
+   * Parts of the held-out data worth tracking on their own (a continual task's eras): the coordinator evaluates each
+   * one per version besides the whole set, so forgetting is visible. `id` is short and stable (it names metrics).
+   */
+  readonly slices?: ReadonlyArray<{ readonly id: string; evalBatches(batchSize: number, maxBatches?: number): Iterable<HostBatch> }>;
   /** The quality a model must beat to have learned anything, for reports. */
   readonly baseline: { metric: 'loss' | 'accuracy'; value: number; label: string };
 }

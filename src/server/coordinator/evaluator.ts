@@ -1,5 +1,6 @@
 // Held-out evaluation of committed versions, off the update path: requests queue, only the newest pending version
-// is evaluated when the evaluator falls behind, and one compiled Trainer is reused across versions.
+// is evaluated when the evaluator falls behind, and one compiled Trainer is reused across versions. A task with
+// held-out slices (a continual task's eras) has each slice evaluated too, with the same batch settings.
 import type { ModelSpec } from '../../core/model-spec.ts';
 import type { TensorRecord } from '../../core/tensor.ts';
 import type { Task } from '../../device/tasks/task.ts';
@@ -20,7 +21,8 @@ export class Evaluator {
     private readonly loadTask: () => Promise<Task>,
     private readonly model: ModelSpec,
     private readonly settings: EvalSettings,
-    private readonly onResult: (version: number, result: EvalResult) => void | Promise<void>,
+    /** `slices`: the result on each of the task's held-out slices (Task.slices), by id; empty when it has none. */
+    private readonly onResult: (version: number, result: EvalResult, slices: ReadonlyMap<string, EvalResult>) => void | Promise<void>,
     private readonly onError: (version: number, error: unknown) => void,
   ) {}
 
@@ -52,7 +54,11 @@ export class Evaluator {
         } else {
           this.trainer.load(params);
         }
-        await this.onResult(version, await this.trainer.evaluate(task.evalBatches(this.settings.batchSize, this.settings.batches)));
+        const { batchSize, batches } = this.settings;
+        const whole = await this.trainer.evaluate(task.evalBatches(batchSize, batches));
+        const slices = new Map<string, EvalResult>();
+        for (const slice of task.slices ?? []) slices.set(slice.id, await this.trainer.evaluate(slice.evalBatches(batchSize, batches)));
+        await this.onResult(version, whole, slices);
       } catch (e) {
         this.onError(version, e);
       }

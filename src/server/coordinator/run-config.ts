@@ -79,6 +79,19 @@ export const RunConfig = z.object({
    * are exactly what the strategy computed.
    */
   downlinkCodec: DownlinkCodecSpec.optional(),
+  /**
+   * Continual runs (data arriving over months): a forgetting mitigation applied to every new version
+   * (src/core/continual/mitigation.ts). `anchor` pulls each version toward an anchor version by the proximal operator
+   * of (mu / 2) ||theta - a||^2, theta <- (theta + mu a) / (1 + mu); the anchor is the newest version numbered a
+   * multiple of `everyVersions` before it (or the version the model last grew at, if later), so it moves on as the
+   * run does and a restart finds the same one.
+   */
+  continual: z.object({
+    anchor: z.object({
+      mu: z.number().positive().max(1e6),
+      everyVersions: z.number().int().min(1).max(1_000_000),
+    }).strict(),
+  }).strict().optional(),
   eval: z.object({
     /** Evaluate every n-th version on the task's held-out data (0: never). */
     everyVersions: z.number().int().min(0).default(1),

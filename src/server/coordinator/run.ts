@@ -31,6 +31,7 @@ import { chainDeltaSize, chainWeightsDelta, diffWeights, seedChainWeightsDelta }
 import { compressVersion } from '../../core/codecs/downlink.ts';
 import { CodecError } from '../../core/codecs/errors.ts';
 import { loadTask } from '../../device/tasks/registry.node.ts';
+import { proximalPull } from '../../core/continual/mitigation.ts';
 import { GrowthError } from '../../core/growth/errors.ts';
 import { growModel } from '../../core/growth/grow.ts';
 import type { GrowthRecord, GrowthSpec } from '../../core/growth/spec.ts';
@@ -47,6 +48,7 @@ import type { DeviceActivity, LeaseTraffic, TrafficTotals, VersionTraffic } from
 import { deviceTier, loadRunStats, type RunStats } from './stats.ts';
 import { newId } from './auth.ts';
 import { Evaluator } from './evaluator.ts';
+import { SLICE_LOSS } from './stats.ts';
 import type { RunEvents } from './events.ts';
 import type { CoordinatorMetrics } from './metrics.ts';
 import type { StoredRunConfig } from './run-config.ts';
@@ -136,6 +138,8 @@ export class RunCoordinator {
   private statsCache: { key: string; changes: number; at: number; value: Promise<RunStats & { computeMs: number }> } | undefined;
   /** The newest version that grew the model (src/core/growth): leases on older versions have the old shape. */
   private grownAt: { version: number; growth: GrowthRecord } | undefined;
+  /** A continual run's anchor weights (config.continual.anchor), once read. */
+  private anchor: { version: number; params: Float32Array } | undefined;
   private readonly unsubscribe: () => void;
   /** Rounds of a run in aggregation mode 'secure' (secure-rounds.ts). */
   private readonly secure: SecureRounds | undefined;
@@ -171,7 +175,11 @@ export class RunCoordinator {
           () => loadTask(config.task, config.model),
           config.model,
           config.eval,
-          (version, r) => this.recordMetrics(version, { heldOutLoss: r.loss, heldOutAccuracy: r.accuracy, heldOutPerplexity: r.perplexity }),
+          (version, r, slices) => this.recordMetrics(version, {
+            heldOutLoss: r.loss, heldOutAccuracy: r.accuracy, heldOutPerplexity: r.perplexity,
+            // Per slice (a continual task's eras): `heldOutLoss/<slice id>`, read back by stats.ts.
+            ...Object.fromEntries([...slices].map(([id, e]) => [`${SLICE_LOSS}${id}`, e.loss])),
+          }),
           (version, e) => deps.log(`run ${record.id}: evaluating version ${version} failed: ${String(e)}`),
         )
       : undefined;
@@ -796,7 +804,7 @@ export class RunCoordinator {
   }
 
   private async commit(): Promise<void> {
-    const { state: next, downlink } = await this.compressDownlink(this.strategy.apply(this.state, this.acc));
+    const { state: next, downlink } = await this.compressDownlink(await this.anchored(this.strategy.apply(this.state, this.acc)));
     const params = unflatten(next.params, this.layout);
     const paramsHash = await this.deps.blobs.put(encodeSafetensors(params, { version: String(next.version) }));
     await faultPoint('after-version-blob');
@@ -827,6 +835,23 @@ export class RunCoordinator {
   }
 
   /**
+   * A continual run's anchor mitigation (config.continual.anchor): the strategy's new params pulled toward the anchor
+   * version's by the proximal step (theta + mu a) / (1 + mu) (proximalPull, src/core/continual/mitigation.ts). The
+   * anchor is a function of the version number (and the last growth), so a commit redone after a restart pulls toward
+   * the same weights; they are read from the store once per anchor.
+   */
+  private async anchored(next: ServerState): Promise<ServerState> {
+    const a = this.config.continual?.anchor;
+    if (a === undefined) return next;
+    const version = anchorVersion(next.version, a.everyVersions, this.grownAt?.version);
+    if (this.anchor?.version !== version) {
+      const params = flatten(decodeSafetensors((await this.weights(version)).bytes).tensors, this.layout);
+      this.anchor = { version, params };
+    }
+    return { ...next, params: proximalPull(next.params, this.anchor.params, a.mu) };
+  }
+
+  /**
    * With a downlink codec, the strategy's next state becomes a compressed version: the head plus the encoded step,
    * with the coordinator's error feedback in the state's slots (src/core/codecs/downlink.ts, DoubleSqueeze), and the
    * encoded step is stored for weightsFrom. Seeded by the run's seed and the version number, so a commit retried
@@ -853,6 +878,8 @@ export class RunCoordinator {
     const strategy = this.config.aggregation.strategy;
     const updates = this.foldedSeeds;
     if (updates.length === 0 || updates.some((u) => u === null) || seedStepRefusal(strategy) !== undefined) return undefined;
+    // The anchor's pull is not part of the strategy's step: a device could not replay it from the seeds alone.
+    if (this.config.continual !== undefined) return undefined;
     if (Object.keys(this.state.slots).length > 0 || Object.keys(next.slots).length > 0 || next.version !== this.state.version + 1) return undefined;
     const encoded = encodeSeedStep({ version: next.version, size: this.layout.size, strategy, updates: updates as SeedStepUpdate[] });
     const replayed = replaySeedStep(this.state.params, decodeSeedStep(encoded));
@@ -1003,4 +1030,12 @@ function isOutOfSpace(e: unknown): boolean {
     if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return true;
   }
   return false;
+}
+
+/**
+ * The anchor of the version numbered `version` in a continual run: the newest multiple of `every` below it, or the
+ * version the model last grew at when that is later (older weights have another shape).
+ */
+export function anchorVersion(version: number, every: number, grownAt = 0): number {
+  return Math.max(every * Math.floor((version - 1) / every), grownAt);
 }

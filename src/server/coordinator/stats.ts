@@ -12,6 +12,9 @@ import type {
 /** A device counts as online when it was heard from (heartbeat, lease, upload) this recently, or holds an open lease. */
 export const ONLINE_WINDOW_MS = 5 * 60_000;
 
+/** Version metrics named `heldOutLoss/<id>` hold the held-out loss on one slice of the task's held-out data (Task.slices). */
+export const SLICE_LOSS = 'heldOutLoss/';
+
 export interface VersionPoint {
   version: number;
   createdAt: number;
@@ -23,6 +26,8 @@ export interface VersionPoint {
   perplexity?: number;
   /** Differentially private runs: epsilon spent up to and including this version (at the run's delta). */
   epsilon?: number;
+  /** Tasks with held-out slices (a continual task's eras): held-out loss on each slice, by slice id. */
+  slices?: Record<string, number>;
   bytesUp: number;
   bytesDown: number;
 }
@@ -48,6 +53,21 @@ export interface DeviceContribution {
   bytesDown: number;
 }
 
+/**
+ * Forgetting on one held-out slice, as far as the evaluated versions show it: the current loss minus the best loss any
+ * version reached (Chaudhry et al. 2018's "best past minus current", for a loss). The coordinator does not know when a
+ * slice's data arrived, so the best is over all versions; an untrained start is never a slice's best anyway.
+ */
+export interface SliceForgetting {
+  slice: string;
+  best: number;
+  bestVersion: number;
+  current: number;
+  currentVersion: number;
+  /** current - best (>= 0; 0 when the newest evaluation is the best). */
+  forgetting: number;
+}
+
 export interface RunStats {
   runId: string;
   /** When these statistics were computed (ms since the epoch). */
@@ -69,6 +89,8 @@ export interface RunStats {
   staleness: StalenessCount[];
   /** Most accepted updates first. */
   devices: DeviceContribution[];
+  /** Per held-out slice, in the order the slices first appear; empty for tasks without slices. */
+  forgetting: SliceForgetting[];
 }
 
 export interface StatsInput {
@@ -98,6 +120,8 @@ export function buildRunStats(input: StatsInput): RunStats {
     if (v.metrics.heldOutAccuracy !== undefined) point.accuracy = v.metrics.heldOutAccuracy;
     if (v.metrics.heldOutPerplexity !== undefined) point.perplexity = v.metrics.heldOutPerplexity;
     if (v.metrics.epsilon !== undefined) point.epsilon = v.metrics.epsilon;
+    const slices = Object.entries(v.metrics).filter(([k]) => k.startsWith(SLICE_LOSS)).map(([k, loss]) => [k.slice(SLICE_LOSS.length), loss] as const);
+    if (slices.length > 0) point.slices = Object.fromEntries(slices);
     return point;
   });
 
@@ -140,7 +164,26 @@ export function buildRunStats(input: StatsInput): RunStats {
     leases: [...input.leases],
     staleness: [...input.staleness],
     devices: devices.slice(0, input.deviceRows),
+    forgetting: sliceForgetting(versions),
   };
+}
+
+/** Forgetting per slice over the versions' slice losses (oldest first); slices in the order they first appear. */
+export function sliceForgetting(versions: readonly VersionPoint[]): SliceForgetting[] {
+  const out = new Map<string, SliceForgetting>();
+  for (const v of versions) {
+    for (const [slice, loss] of Object.entries(v.slices ?? {})) {
+      const f = out.get(slice);
+      if (f === undefined) {
+        out.set(slice, { slice, best: loss, bestVersion: v.version, current: loss, currentVersion: v.version, forgetting: 0 });
+        continue;
+      }
+      if (loss <= f.best) [f.best, f.bestVersion] = [loss, v.version];
+      [f.current, f.currentVersion] = [loss, v.version];
+      f.forgetting = f.current - f.best;
+    }
+  }
+  return [...out.values()];
 }
 
 export interface LoadStatsOptions {

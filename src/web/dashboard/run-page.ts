@@ -6,6 +6,7 @@ import { el, replace } from './dom.ts';
 import { formatClock } from './format.ts';
 import { BytesPanel } from './panels/bytes.ts';
 import { DevicesPanel } from './panels/devices.ts';
+import { ForgettingPanel } from './panels/forgetting.ts';
 import { LeasesPanel } from './panels/leases.ts';
 import { QualityPanel } from './panels/quality.ts';
 import { StalenessPanel } from './panels/staleness.ts';
@@ -30,7 +31,7 @@ export function showRunPage(app: HTMLElement, runId: string): void {
   const updated = el('p', { class: 'note', id: 'last-refresh' });
   const error = el('p', { role: 'alert', class: 'error', hidden: true });
   const summary = new SummaryPanel();
-  const panels = [new QualityPanel(), new BytesPanel(), new StalenessPanel(), new TiersPanel(), new LeasesPanel(), new DevicesPanel(), new VersionsPanel()];
+  const panels = [new QualityPanel(), new ForgettingPanel(), new BytesPanel(), new StalenessPanel(), new TiersPanel(), new LeasesPanel(), new DevicesPanel(), new VersionsPanel()];
   replace(app,
     el('div', { class: 'run-head' }, title,
       el('p', { class: 'actions' }, el('a', { href: `/runs/${encodeURIComponent(runId)}/join` }, 'Join this run from this device'))),

@@ -1,0 +1,137 @@
+// Continual runs on the coordinator, over real HTTP:
+//   - a State of the Union run (task sotu) is evaluated on each era's held-out addresses as well as on the whole set,
+//     and the stats read model reports forgetting per era (what the dashboard's Forgetting panel shows);
+//   - a run with the anchor mitigation (continual.anchor) publishes every version pulled toward its anchor version by
+//     (theta + mu a) / (1 + mu), checked against the same steps computed here from the plain run's versions;
+//   - bad continual settings are refused.
+import '../../src/train/runtime/worker-threads.node.ts';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { sotuTask } from '../../src/device/tasks/sotu.node.ts';
+import { anchorVersion } from '../../src/server/coordinator/run.ts';
+import { sliceForgetting, type VersionPoint } from '../../src/server/coordinator/stats.ts';
+import { startCoordinator, type RunningCoordinator } from '../../src/server/http/serve.node.ts';
+import { createModel } from '../../src/train/models/registry.ts';
+import { Trainer } from '../../src/train/trainer.ts';
+import { apiClient } from './http-client.ts';
+
+const ADMIN = 'continual-admin-token-0123456789';
+let srv: RunningCoordinator;
+const { call, weights, submitConstant } = apiClient(() => srv.url);
+
+before(async () => {
+  srv = await startCoordinator({ dataDir: mkdtempSync(join(tmpdir(), 'tessera-continual-')), port: 0, adminToken: ADMIN, evaluate: true, web: false, log: () => {} });
+});
+after(async () => srv.close());
+
+async function createRun(config: object): Promise<{ runId: string; joinToken: string }> {
+  const r = await call('/v1/runs', { method: 'POST', token: ADMIN, body: JSON.stringify(config) });
+  assert.equal(r.status, 201, `run creation: ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+async function device(joinToken: string, runId: string): Promise<string> {
+  const r = await call(`/v1/runs/${runId}/devices`, { method: 'POST', token: joinToken, body: JSON.stringify({ profile: { memoryMiB: 512, examplesPerSecond: 10 } }) });
+  assert.equal(r.status, 201, `register: ${JSON.stringify(r.body)}`);
+  return r.body.deviceToken;
+}
+
+describe('continual runs', () => {
+  it('a State of the Union run is evaluated on every era, and the stats report forgetting per era', { timeout: 120_000 }, async () => {
+    const task = sotuTask({ context: 16 });
+    const model = { kind: 'gpt' as const, vocabSize: task.vocab.size, context: 16, width: 16, heads: 2, layers: 1, mlpRatio: 4 };
+    const { runId } = await createRun({ name: 'sotu', task: 'sotu', model, eval: { batches: 2, batchSize: 8 } });
+    await srv.coordinator.idle();
+    const v0 = (await call(`/v1/runs/${runId}/versions/0`)).body;
+    const eras = task.eras.map((e) => `${e.firstYear}-${e.lastYear}`);
+    assert.equal(eras.length, 6);
+    // The same weights evaluated here on each era's own held-out batches, with the same batch settings.
+    const trainer = await Trainer.create(createModel(model), await weights(runId, 0), { optimizer: { kind: 'sgd', lr: 1 } });
+    try {
+      for (const [e, id] of eras.entries()) {
+        const got = v0.metrics[`heldOutLoss/${id}`];
+        const want = (await trainer.evaluate(task.eras[e]!.evalBatches(8, 2))).loss;
+        assert.ok(Math.abs(got - want) < 1e-5, `era ${id}: ${got} vs ${want}`);
+      }
+    } finally {
+      trainer.dispose();
+    }
+    const losses = eras.map((id) => v0.metrics[`heldOutLoss/${id}`] as number);
+    assert.ok(new Set(losses.map((l) => l.toFixed(6))).size > 1, 'eras differ: each was evaluated on its own text');
+    const stats = (await call(`/v1/runs/${runId}/stats`)).body;
+    assert.deepEqual(Object.keys(stats.versions[0].slices), eras, 'the version point carries every era');
+    assert.deepEqual(stats.forgetting.map((f: { slice: string }) => f.slice), eras, 'forgetting rows in era order');
+    assert.ok(stats.forgetting.every((f: { forgetting: number }) => f.forgetting === 0), 'one version: nothing forgotten yet');
+  });
+
+  it('sliceForgetting: current minus best, per slice, over the versions that evaluated it', () => {
+    const p = (version: number, slices?: Record<string, number>): VersionPoint => ({ version, createdAt: version, updates: 1, bytesUp: 0, bytesDown: 0, ...(slices ? { slices } : {}) });
+    const f = sliceForgetting([p(0, { a: 3, b: 4 }), p(1, { a: 2, b: 4.5 }), p(2), p(3, { a: 2.5, b: 3.5 }), p(4, { a: 2.25 })]);
+    assert.deepEqual(f, [
+      { slice: 'a', best: 2, bestVersion: 1, current: 2.25, currentVersion: 4, forgetting: 0.25 },
+      { slice: 'b', best: 3.5, bestVersion: 3, current: 3.5, currentVersion: 3, forgetting: 0 },
+    ]);
+    assert.deepEqual(sliceForgetting([p(0), p(1)]), [], 'no slices, no rows');
+  });
+
+  it('anchorVersion: the newest multiple of every below the version, or the last growth', () => {
+    assert.deepEqual([1, 2, 3, 4, 5].map((v) => anchorVersion(v, 2)), [0, 0, 2, 2, 4]);
+    assert.deepEqual([1, 10, 11, 20, 21].map((v) => anchorVersion(v, 10)), [0, 0, 10, 10, 20]);
+    assert.equal(anchorVersion(12, 10, 11), 11, 'a growth after the anchor replaces it (older weights have another shape)');
+    assert.equal(anchorVersion(12, 10, 3), 10);
+  });
+
+  it('the anchor mitigation pulls every version toward its anchor by (theta + mu a) / (1 + mu)', { timeout: 60_000 }, async () => {
+    const base = {
+      task: 'fashion-mlp', model: { kind: 'mlp', inputs: 784, hidden: [4], classes: 10 }, seed: 3,
+      aggregation: { mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 1 } }, eval: { everyVersions: 0 },
+    };
+    const mu = 0.5;
+    const plain = await createRun({ ...base, name: 'plain' });
+    const anchored = await createRun({ ...base, name: 'anchored', continual: { anchor: { mu, everyVersions: 2 } } });
+    const [dp, da] = [await device(plain.joinToken, plain.runId), await device(anchored.joinToken, anchored.runId)];
+    const steps = [0.01, -0.02, 0.03];
+    for (const c of steps) {
+      await submitConstant(plain.runId, dp, c);
+      await submitConstant(anchored.runId, da, c);
+    }
+    const flat = async (runId: string, v: number) => Float64Array.from([...(await weights(runId, v)).values()].flatMap((t) => [...t.data]));
+    const p0 = await flat(plain.runId, 0);
+    assert.deepEqual(await flat(anchored.runId, 0), p0, 'same seed, same version 0');
+    // The strategy's step on any base is the plain run's v - (v - 1) (one fresh constant update per version).
+    const step = await Promise.all([1, 2, 3].map(async (v) => {
+      const [a, b] = [await flat(plain.runId, v - 1), await flat(plain.runId, v)];
+      return b.map((x, i) => x - a[i]!);
+    }));
+    assert.ok(step.every((s) => s.some((x) => x !== 0)), 'the plain run moved');
+    const expected: Float64Array[] = [p0];
+    for (let v = 1; v <= 3; v++) {
+      const a = expected[v <= 2 ? 0 : 2]!; // anchors for everyVersions 2: versions 1 and 2 -> 0, version 3 -> 2
+      expected.push(expected[v - 1]!.map((x, i) => (x + step[v - 1]![i]! + mu * a[i]!) / (1 + mu)));
+    }
+    for (let v = 1; v <= 3; v++) {
+      const got = await flat(anchored.runId, v);
+      let worst = 0;
+      for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i]! - expected[v]![i]!));
+      assert.ok(worst < 1e-6, `version ${v}: max |difference| ${worst}`);
+      const moved = got.reduce((m, x, i) => Math.max(m, Math.abs(x - (expected[v - 1]![i]! + step[v - 1]![i]!))), 0);
+      assert.ok(moved > 1e-3, `version ${v} is not the unpulled step (differs by ${moved})`);
+    }
+  });
+
+  it('refuses bad continual settings with the field named', async () => {
+    for (const [continual, field] of [
+      [{ anchor: { mu: 0, everyVersions: 2 } }, 'continual.anchor.mu'],
+      [{ anchor: { mu: 1, everyVersions: 0 } }, 'continual.anchor.everyVersions'],
+      [{ anchor: { mu: 1 } }, 'continual.anchor.everyVersions'],
+      [{ ema: { beta: 0.9 } }, 'continual'],
+    ] as const) {
+      const r = await call('/v1/runs', { method: 'POST', token: ADMIN, body: JSON.stringify({ name: 'bad', task: 'fashion-mlp', continual }) });
+      assert.equal(r.status, 400, JSON.stringify(continual));
+      assert.match(r.body.error.message, new RegExp(field.replace(/\./g, '\\.')), `${JSON.stringify(continual)}: ${r.body.error.message}`);
+    }
+  });
+});
