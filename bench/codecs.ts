@@ -25,7 +25,7 @@ const opts = new Command()
   .opts<{ params: number; reps: number; rounds: number }>();
 
 const SPECS: CodecSpec[] = [
-  { values: 'fp32' }, { values: 'fp16' }, { values: 'bf16' }, { values: 'int8' }, { values: 'int4' },
+  { values: 'fp32' }, { values: 'fp16' }, { values: 'bf16' }, { values: 'int8' }, { values: 'int4' }, { values: 'int2' },
   { values: 'fp32', topK: 0.01 }, { values: 'int8', topK: 0.01 },
 ].map((s) => CodecSpec.parse(s));
 

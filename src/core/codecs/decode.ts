@@ -207,6 +207,16 @@ export class CodecDecoder {
           throw new CodecError('bad_value', `block ${this.blockNumber()} has a nonzero padding nibble`);
         }
         break;
+      case 'int2':
+        for (let j = 0; j < b; j++) {
+          const code = (view.getUint8(pos + (j >> 2)) >> (2 * (j & 3))) & 0x3;
+          if (code === 2) throw new CodecError('bad_value', `int2 level -2 in block ${this.blockNumber()} (levels are -1..1)`);
+          out[idx === undefined ? base + j : idx[j]!] = ((code << 30) >> 30) * scale;
+        }
+        if ((b & 3) !== 0 && view.getUint8(pos + (b >> 2)) >> (2 * (b & 3)) !== 0) {
+          throw new CodecError('bad_value', `block ${this.blockNumber()} has nonzero padding bits`);
+        }
+        break;
     }
     this.done += b;
   }

@@ -29,9 +29,9 @@ import { CodecSpec, codecLabel } from './spec.ts';
 export const DOWNLINK_RESIDUAL_SLOT = 'downlink.residual';
 
 /** Dense lossy value formats only: fp32 would be an exact step with nothing to gain over the file. */
-export const DOWNLINK_VALUES = ['fp16', 'bf16', 'int8', 'int4'] as const;
+export const DOWNLINK_VALUES = ['fp16', 'bf16', 'int8', 'int4', 'int2'] as const;
 
-const DOWNLINK_RULE = `a downlink codec must be dense fp16, bf16, int8 or int4 (no topK: a top-k step would leave most of a version's change in the residual, and deltas of unchanged entries are already sparse-coded)`;
+const DOWNLINK_RULE = `a downlink codec must be dense fp16, bf16, int8, int4 or int2 (no topK: a top-k step would leave most of a version's change in the residual, and deltas of unchanged entries are already sparse-coded)`;
 
 /** A run's downlink codec: CodecSpec restricted to DOWNLINK_VALUES without top-k. */
 export const DownlinkCodecSpec = CodecSpec.superRefine((s, ctx) => {

@@ -1,5 +1,5 @@
 // Encodes a flat float32 vector with a codec (spec.ts) into the layout of format.ts. The stochastic rounding of
-// int8/int4 is unbiased: a value v in a block with scale s becomes level floor(v/s + u), u ~ U[0, 1), whose
+// int8/int4/int2 is unbiased: a value v in a block with scale s becomes level floor(v/s + u), u ~ U[0, 1), whose
 // expectation is v/s, so E[level * s] = v (QSGD, Alistarh et al., NeurIPS 2017, Lemma 3.1, with the block's max
 // |v| in place of the vector's norm). Top-k keeps the k entries largest in magnitude and drops the rest (Stich et
 // al., NeurIPS 2018); the kept values are then encoded in the value format.
@@ -21,7 +21,7 @@ export interface EncodeOptions {
 }
 
 /** Quantization levels each side of zero. */
-export const LEVELS = { int8: 127, int4: 7 } as const;
+export const LEVELS = { int8: 127, int4: 7, int2: 1 } as const;
 
 export function encodeVector(x: Float32Array, specIn: CodecSpec, options: EncodeOptions = {}): Uint8Array {
   const spec = checkSpec(specIn);
@@ -103,7 +103,8 @@ export function encodeVector(x: Float32Array, specIn: CodecSpec, options: Encode
         pos += 2 * b;
         break;
       case 'int8':
-      case 'int4': {
+      case 'int4':
+      case 'int2': {
         const L = LEVELS[values];
         const inv = scale > 0 ? 1 / scale : 0;
         // Uniforms from a mulberry32 stream seeded once per block by the caller's Rng, inlined (V8 inlines the
@@ -123,6 +124,13 @@ export function encodeVector(x: Float32Array, specIn: CodecSpec, options: Encode
         if (L === 127) {
           for (let j = 0; j < b; j++) out[pos + j] = level(indices === undefined ? start + j : indices[start + j]!) & 0xff;
           pos += b;
+        } else if (L === 1) {
+          // Four 2-bit levels a byte, lowest bits first; the last byte's unused bits stay zero.
+          for (let j = 0; j < b; j++) {
+            const at = pos + (j >> 2);
+            out[at] = out[at]! | ((level(indices === undefined ? start + j : indices[start + j]!) & 0x3) << (2 * (j & 3)));
+          }
+          pos += (b + 3) >> 2;
         } else {
           let j = 0;
           for (; j + 1 < b; j += 2) {

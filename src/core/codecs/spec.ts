@@ -3,23 +3,24 @@
 // upload, so devices that predate codecs keep working.
 //
 //   values  fp32 | fp16 | bf16          round to nearest even, deterministic
-//           int8 | int4                 unbiased stochastic quantization with one fp32 scale per block of
+//           int8 | int4 | int2          unbiased stochastic quantization with one fp32 scale per block of
 //                                       `blockSize` values (QSGD, Alistarh et al., NeurIPS 2017; max-norm scaling as in
 //                                       TernGrad, Wen et al., NeurIPS 2017; per-block scales as in Dettmers et al.,
-//                                       "8-bit Optimizers via Block-wise Quantization", ICLR 2022)
+//                                       "8-bit Optimizers via Block-wise Quantization", ICLR 2022). int2 has the levels
+//                                       -1, 0, 1: TernGrad's stochastic ternarization, per block, in 2 bits a value
 //   topK    fraction of entries kept, the largest in magnitude (Stich, Cordonnier, Jaggi, "Sparsified SGD with
 //           Memory", NeurIPS 2018); the device keeps what was dropped and adds it to its next update (error feedback)
 import { z } from 'zod';
 import { CodecError } from './errors.ts';
 
-export const VALUE_FORMATS = ['fp32', 'fp16', 'bf16', 'int8', 'int4'] as const;
+export const VALUE_FORMATS = ['fp32', 'fp16', 'bf16', 'int8', 'int4', 'int2'] as const;
 export type ValueFormat = (typeof VALUE_FORMATS)[number];
 
 export const MAX_BLOCK_SIZE = 65_536;
 
 export const CodecSpec = z.object({
   values: z.enum(VALUE_FORMATS).default('fp32'),
-  /** Values per block: one scale each for int8/int4, and the unit a streaming decoder checks and writes at once. */
+  /** Values per block: one scale each for int8/int4/int2, and the unit a streaming decoder checks and writes at once. */
   blockSize: z.number().int().min(1).max(MAX_BLOCK_SIZE).default(256),
   /** Keep only this fraction of the entries (the largest |x|); absent: dense. */
   topK: z.number().gt(0).max(1).optional(),
@@ -39,8 +40,8 @@ export function isSparse(spec: CodecSpec): boolean {
   return spec.topK !== undefined;
 }
 
-export function isQuantized(values: ValueFormat): values is 'int8' | 'int4' {
-  return values === 'int8' || values === 'int4';
+export function isQuantized(values: ValueFormat): values is 'int8' | 'int4' | 'int2' {
+  return values === 'int8' || values === 'int4' || values === 'int2';
 }
 
 /** The codec as a short stable label, e.g. "topk0.01+int8/256", for errors, metrics and reports. */

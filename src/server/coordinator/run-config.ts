@@ -74,7 +74,7 @@ export const RunConfig = z.object({
   codec: CodecSpec.optional(),
   /**
    * Compressed downlink (src/core/codecs/downlink.ts): each version is its parent plus the strategy's step encoded
-   * with this dense codec (fp16, bf16, int8 or int4), with the coordinator's error feedback, and a device that holds
+   * with this dense codec (fp16, bf16, int8, int4 or int2), with the coordinator's error feedback, and a device that holds
    * an earlier version downloads the encoded steps since then when they are smaller than the file. Absent: versions
    * are exactly what the strategy computed.
    */

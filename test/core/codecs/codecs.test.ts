@@ -40,6 +40,8 @@ describe('sizes', () => {
     // By hand: 1000 entries, int8, blocks of 256: 4 blocks (3 full, one of 232), each with a 4-byte scale.
     assert.equal(encodedSize(1000, spec({ values: 'int8' })), HEADER_BYTES + 4 * 4 + 1000, 'int8 dense');
     assert.equal(encodedSize(1001, spec({ values: 'int4', blockSize: 1001 })), HEADER_BYTES + 4 + 501, 'int4 odd count');
+    assert.equal(encodedSize(1001, spec({ values: 'int2', blockSize: 1001 })), HEADER_BYTES + 4 + 251, 'int2: four a byte, the last byte partly used');
+    assert.equal(encodedSize(1024, spec({ values: 'int2' })), HEADER_BYTES + 4 * (4 + 64), 'int2 dense: 2.125 bits a value at blocks of 256');
     // Top-k 1% of 10^6 then int8: 10^4 entries, 39 blocks of 256 and one of 16, each: scale + indices + levels.
     assert.equal(encodedSize(1e6, spec({ values: 'int8', topK: 0.01 })), HEADER_BYTES + 39 * (4 + 5 * 256) + (4 + 5 * 16), 'top-k then int8');
     assert.equal(encodedSize(1e6, spec({ values: 'fp16' })), HEADER_BYTES + 2e6, 'fp16 dense');
@@ -54,7 +56,7 @@ describe('sizes', () => {
 });
 
 describe('round trips', () => {
-  test('dense fp32 is lossless; fp16/bf16 within half an ulp; int8/int4 within one step of the block scale', () => {
+  test('dense fp32 is lossless; fp16/bf16 within half an ulp; int8/int4/int2 within one step of the block scale', () => {
     const x = vector(2000, 3);
     assert.deepEqual([...decodeVector(encodeVector(x, spec({}), {}))], [...x], 'fp32 lossless');
     for (const [values, rel] of [['fp16', 2 ** -11], ['bf16', 2 ** -8]] as const) {
@@ -64,7 +66,7 @@ describe('round trips', () => {
         assert.ok(Math.abs(d[i]! - x[i]!) <= tol, `${values} at ${i}: ${d[i]} vs ${x[i]}`);
       }
     }
-    for (const values of ['int8', 'int4'] as const) {
+    for (const values of ['int8', 'int4', 'int2'] as const) {
       const s = spec({ values, blockSize: 64 });
       const d = decodeVector(encodeVector(x, s, { rng: new Rng(5) }), { spec: s, n: x.length });
       for (let b = 0; b < x.length; b += 64) {
@@ -85,7 +87,7 @@ describe('round trips', () => {
 
   test('stochastic rounding is unbiased: the mean of many decodings is within a CLT bound of the input', () => {
     const x = vector(96, 11);
-    for (const s of [spec({ values: 'int8', blockSize: 16 }), spec({ values: 'int4', blockSize: 32 }), spec({ values: 'int4', topK: 0.5, blockSize: 8 })]) {
+    for (const s of [spec({ values: 'int8', blockSize: 16 }), spec({ values: 'int4', blockSize: 32 }), spec({ values: 'int4', topK: 0.5, blockSize: 8 }), spec({ values: 'int2', blockSize: 16 }), spec({ values: 'int2', topK: 0.5, blockSize: 5 })]) {
       const trials = 3000;
       const sum = new Float64Array(x.length);
       const rng = new Rng(42);
@@ -117,7 +119,7 @@ function blockScales(x: Float32Array, s: CodecSpec, kept: Set<number>): Float64A
   const out = new Float64Array(x.length);
   for (let b = 0; b < order.length; b += s.blockSize) {
     const ids = order.slice(b, b + s.blockSize);
-    const scale = Math.fround(Math.max(...ids.map((i) => Math.abs(x[i]!))) / LEVELS[s.values as 'int8' | 'int4']);
+    const scale = Math.fround(Math.max(...ids.map((i) => Math.abs(x[i]!))) / LEVELS[s.values as 'int8' | 'int4' | 'int2']);
     for (const i of ids) out[i] = scale;
   }
   return out;
@@ -191,8 +193,8 @@ function keptBy(bytes: Uint8Array, i: number): boolean {
   // Re-encode-free check: walk the blocks' index lists.
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let pos = HEADER_BYTES;
-  const q = h.values === 'int8' || h.values === 'int4' ? 4 : 0;
-  const vb = { fp32: 4, fp16: 2, bf16: 2, int8: 1, int4: 0.5 }[h.values];
+  const q = h.values === 'int8' || h.values === 'int4' || h.values === 'int2' ? 4 : 0;
+  const vb = { fp32: 4, fp16: 2, bf16: 2, int8: 1, int4: 0.5, int2: 0.25 }[h.values];
   for (let start = 0; start < h.k; start += h.blockSize) {
     const b = Math.min(h.blockSize, h.k - start);
     pos += q;
@@ -208,6 +210,7 @@ describe('corrupt and inconsistent encodings', () => {
   const int8 = spec({ values: 'int8', blockSize: 16 });
   const sparse = spec({ values: 'fp16', topK: 0.25, blockSize: 4 });
   const int4 = spec({ values: 'int4', blockSize: 5 });
+  const int2 = spec({ values: 'int2', blockSize: 6 });
   const enc = (s: CodecSpec) => encodeVector(x, s, { rng: new Rng(3) }).slice();
   const mutate = (s: CodecSpec, f: (b: Uint8Array, v: DataView) => void) => {
     const b = enc(s);
@@ -268,6 +271,10 @@ describe('corrupt and inconsistent encodings', () => {
     throwsCodec(() => decodeVector(mutate(int8, (b) => (b[HEADER_BYTES + 4 + 3] = 0x80))), 'bad_value', 'int8 level -128');
     throwsCodec(() => decodeVector(mutate(int4, (b) => (b[HEADER_BYTES + 4] = 0x08))), 'bad_value', 'int4 level -8');
     throwsCodec(() => decodeVector(mutate(int4, (b) => (b[HEADER_BYTES + 4 + 2] = b[HEADER_BYTES + 4 + 2]! | 0x10))), 'bad_value', 'int4 padding nibble');
+    // int2, blocks of 6: scale, then two bytes (four levels, then two and four padding bits).
+    throwsCodec(() => decodeVector(mutate(int2, (b) => (b[HEADER_BYTES + 4] = (b[HEADER_BYTES + 4]! & ~0x3) | 0x2))), 'bad_value', 'int2 level -2');
+    throwsCodec(() => decodeVector(mutate(int2, (b) => (b[HEADER_BYTES + 4 + 1] = b[HEADER_BYTES + 4 + 1]! | 0x40))), 'bad_value', 'int2 padding bits');
+    assert.doesNotThrow(() => decodeVector(enc(int2)), 'the unmutated int2 encoding decodes');
   });
 
   test('a decoder that failed stays failed', () => {

@@ -148,8 +148,8 @@ test('the same seed commits the same bytes; another version number gives another
   assert.ok(prev.every((x, i) => x === Float32Array.from(prev)[i]), 'inputs untouched');
 });
 
-test('only dense fp16, bf16, int8 and int4 are downlink codecs', () => {
-  for (const values of ['fp16', 'bf16', 'int8', 'int4'] as const) assert.equal(checkDownlinkCodec(CodecSpec.parse({ values })).values, values);
+test('only dense fp16, bf16, int8, int4 and int2 are downlink codecs', () => {
+  for (const values of ['fp16', 'bf16', 'int8', 'int4', 'int2'] as const) assert.equal(checkDownlinkCodec(CodecSpec.parse({ values })).values, values);
   throwsCodec(() => checkDownlinkCodec(CodecSpec.parse({ values: 'fp32' })), 'bad_spec', 'fp32 refused');
   throwsCodec(() => checkDownlinkCodec(CodecSpec.parse({ values: 'int8', topK: 0.1 })), 'bad_spec', 'top-k refused');
   const r = DownlinkCodecSpec.safeParse({ values: 'fp16', topK: 0.01 });

@@ -1,7 +1,7 @@
 // The deterministic codecs against an independent reference: test/fixtures/core/codecs.json, written by
 // scripts/fixtures/codecs.py (numpy float16 and PyTorch bfloat16 conversions; encodings laid out with Python's
 // struct from the format's documentation). fp16/bf16 must round exactly as numpy/PyTorch do, the encoder must
-// produce the reference's bytes, and the decoder must read hand-made int8/int4 encodings to the reference's values.
+// produce the reference's bytes, and the decoder must read hand-made int8/int4/int2 encodings to the reference's values.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
@@ -61,7 +61,7 @@ test('fp32, fp16 and bf16 encodings (dense and top-k) equal the reference bytes,
   }
 });
 
-test('hand-made int8 and int4 encodings decode to level * scale', () => {
+test('hand-made int8, int4 and int2 encodings decode to level * scale', () => {
   for (const q of fixture.quantized) {
     const spec = CodecSpec.parse({ values: q.values, blockSize: q.blockSize });
     const decoded = decodeVector(Buffer.from(q.hex, 'hex'), { spec, n: q.n });
