@@ -56,6 +56,12 @@ export const SimConfig = z.object({
     shards: z.number().int().min(1).optional(),
     /** Fashion-MNIST only: Dirichlet concentration; smaller is more skewed. */
     alpha: z.number().positive().default(0.5),
+    /**
+     * Start from these weights instead of a random init: a safetensors file holding exactly the model's tensors (a
+     * version's weights file, or model.safetensors of `tessera export`), e.g. a pretrained base to fine-tune. A path
+     * relative to the working directory.
+     */
+    init: z.string().min(1).max(4096).optional(),
   }).strict().optional(),
   /** Fast mode: the cost model and its synthetic objective (see fast-backend.ts). */
   fast: z.object({

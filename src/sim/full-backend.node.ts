@@ -7,7 +7,9 @@
 // lease loop does; its upload is the adapters, which the engine encodes and the server multiplies out (src/sim/lora.ts).
 // One compiled Trainer per distinct (sub)model serves every lease and evaluation in turn (`load` swaps parameters
 // without recompiling): the simulator trains leases one after another on this machine, in virtual-time order.
+import { readFileSync } from 'node:fs';
 import type { ModelSpec } from '../core/model-spec.ts';
+import { decodeSafetensors } from '../core/safetensors.ts';
 import { Rng } from '../core/rng.ts';
 import type { Plan, Recipe } from '../core/protocol/schemas.ts';
 import { embedFlat, extract, submodelSpec } from '../core/submodel/submodel.ts';
@@ -54,7 +56,7 @@ export async function fullBackend(options: {
   const spec = options.task.model ?? task.model;
   const model = createModel(spec);
   const layout = layoutOf(model.shapes);
-  const initial = flatten(model.init(seed), layout);
+  const initial = flatten(options.task.init === undefined ? model.init(seed) : readInitialWeights(options.task.init, model.shapes), layout);
   const trainRecipe = {
     optimizer: { kind: recipe.optimizer, lr: recipe.lr },
     proximalMu: recipe.proximalMu,
@@ -166,4 +168,29 @@ export async function fullBackend(options: {
       for (const key of [...loraTrainers.keys()]) disposeLora(key);
     },
   };
+}
+
+/**
+ * The weights a simulation starts from (task.init): a safetensors file holding exactly the model's tensors, by name and
+ * shape (a version's weights as the coordinator serves them, or model.safetensors of `tessera export`). Anything else
+ * is an error naming the first problem.
+ */
+export function readInitialWeights(path: string, shapes: ReadonlyArray<readonly [string, readonly number[]]>): Map<string, Tensor> {
+  let tensors: Map<string, Tensor>;
+  try {
+    tensors = decodeSafetensors(new Uint8Array(readFileSync(path))).tensors;
+  } catch (e) {
+    throw new Error(`task.init: cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const want = new Map(shapes.map(([name, shape]) => [name, shape]));
+  for (const [name, shape] of want) {
+    const t = tensors.get(name);
+    if (t === undefined) throw new Error(`task.init: ${path} has no tensor ${name}`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new Error(`task.init: ${name} in ${path} is [${t.shape.join(', ')}], the model's is [${shape.join(', ')}]`);
+    }
+  }
+  const extra = [...tensors.keys()].filter((n) => !want.has(n));
+  if (extra.length > 0) throw new Error(`task.init: ${path} holds tensors the model does not have: ${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ', ...' : ''}`);
+  return tensors;
 }
