@@ -4,29 +4,22 @@
 // Screenshot: artifacts/browser/dashboard-forgetting.png.
 import '../../src/train/runtime/worker-threads.node.ts';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import type { Browser } from 'playwright-core';
+import { describe, it } from 'node:test';
 import { encodeUpdate } from '../../src/core/protocol/update-wire.ts';
 import { decodeSafetensors } from '../../src/core/safetensors.ts';
 import type { Tensor } from '../../src/core/tensor.ts';
 import { sotuTask } from '../../src/device/tasks/sotu.node.ts';
 import type { SliceForgetting } from '../../src/server/coordinator/stats.ts';
-import { startCoordinator, type RunningCoordinator } from '../../src/server/http/serve.node.ts';
-import { launchChromium } from './chromium.ts';
+import { ARTIFACTS, coordinatorWithBrowser } from './chromium.ts';
 
 const ADMIN = 'dashboard-continual-admin-token-0123';
-const ARTIFACTS = join(import.meta.dirname, '..', '..', 'artifacts', 'browser');
 
 describe('dashboard of a continual run', () => {
-  let dataDir: string;
-  let srv: RunningCoordinator;
-  let browser: Browser;
+  const { srv, browser } = coordinatorWithBrowser('dashboard-continual', { adminToken: ADMIN, evaluate: true, log: () => {} });
 
   const post = async (path: string, token: string, body: unknown) => {
-    const r = await fetch(srv.url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const r = await fetch(srv().url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
     return { status: r.status, body: await r.json() };
   };
   /** A run with one device uploading `versions` updates of small random numbers (K = 1: a version each). */
@@ -35,40 +28,29 @@ describe('dashboard of a continual run', () => {
     assert.equal(created.status, 201, `run created: ${JSON.stringify(created.body)}`);
     const runId: string = created.body.runId;
     const token: string = (await post(`/v1/runs/${runId}/devices`, created.body.joinToken, { profile: { memoryMiB: 64, examplesPerSecond: 10 } })).body.deviceToken;
-    const w0 = decodeSafetensors((await srv.coordinator.run(runId).weights(0)).bytes).tensors;
+    const w0 = decodeSafetensors((await srv().coordinator.run(runId).weights(0)).bytes).tensors;
     for (let i = 0; i < versions; i++) {
       const delta = new Map<string, Tensor>([...w0].map(([n, t]) => [n, { shape: t.shape, data: Float32Array.from(t.data, (_x, j) => 0.05 * Math.sin(7 * j + i)) }]));
       const lease = (await post(`/v1/runs/${runId}/leases`, token, {})).body.lease.leaseId;
-      const r = await fetch(`${srv.url}/v1/runs/${runId}/leases/${lease}/update`, {
+      const r = await fetch(`${srv().url}/v1/runs/${runId}/leases/${lease}/update`, {
         method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
         body: encodeUpdate(delta, { numExamples: 1, localSteps: 1, metrics: {} }) as Uint8Array<ArrayBuffer>,
       });
       assert.equal(r.status, 202, `update ${i} accepted`);
     }
-    await srv.coordinator.idle();
+    await srv().coordinator.idle();
     return runId;
   };
-
-  before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'tessera-dashboard-continual-'));
-    srv = await startCoordinator({ dataDir, port: 0, adminToken: ADMIN, evaluate: true, log: () => {} });
-    browser = await launchChromium();
-  });
-  after(async () => {
-    await browser?.close();
-    await srv?.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
 
   it('charts each era\'s held-out loss and lists its forgetting as the stats API reports it', { timeout: 120_000 }, async () => {
     const vocab = sotuTask({ context: 16 }).vocab.size;
     const runId = await runWithVersions({ name: 'sotu', task: 'sotu', model: { kind: 'gpt', vocabSize: vocab, context: 16, width: 16, heads: 2, layers: 1, mlpRatio: 4 } }, 3);
-    const stats = (await (await fetch(`${srv.url}/v1/runs/${runId}/stats`)).json()) as { forgetting: SliceForgetting[] };
+    const stats = (await (await fetch(`${srv().url}/v1/runs/${runId}/stats`)).json()) as { forgetting: SliceForgetting[] };
     assert.equal(stats.forgetting.length, 6, 'six eras');
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const page = await browser().newPage({ viewport: { width: 1280, height: 900 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${srv.url}/runs/${runId}`);
+    await page.goto(`${srv().url}/runs/${runId}`);
     await page.locator('#forgetting').waitFor({ state: 'visible', timeout: 30_000 });
     await page.waitForFunction(() => document.querySelectorAll('#forgetting-table tbody tr').length === 6, undefined, { timeout: 30_000 });
     for (const f of stats.forgetting) {
@@ -82,7 +64,6 @@ describe('dashboard of a continual run', () => {
     }
     const legend = await page.locator('#chart-slices .u-legend .u-series th').allTextContents();
     for (const f of stats.forgetting) assert.ok(legend.some((t) => t.includes(f.slice)), `the chart has a series for ${f.slice}: ${legend.join(', ')}`);
-    mkdirSync(ARTIFACTS, { recursive: true });
     await page.locator('#forgetting').screenshot({ path: join(ARTIFACTS, 'dashboard-forgetting.png') });
     assert.deepEqual(errors, [], 'no page errors');
     await page.close();
@@ -90,8 +71,8 @@ describe('dashboard of a continual run', () => {
 
   it('shows no Forgetting panel for a task without slices', { timeout: 60_000 }, async () => {
     const runId = await runWithVersions({ name: 'fashion', task: 'fashion-mlp', model: { kind: 'mlp', inputs: 784, hidden: [4], classes: 10 } }, 1);
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(`${srv.url}/runs/${runId}`);
+    const page = await browser().newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${srv().url}/runs/${runId}`);
     await page.waitForFunction(() => document.getElementById('figure-head')?.textContent === '1', undefined, { timeout: 30_000 });
     await page.locator('tr[data-version="1"]').waitFor({ timeout: 10_000 });
     assert.equal(await page.locator('#forgetting').isVisible(), false, 'the panel stays hidden');
