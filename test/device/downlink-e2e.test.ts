@@ -215,7 +215,7 @@ describe('a run with a compressed downlink', () => {
       assert.equal(res.status, 400, `${JSON.stringify(downlinkCodec)} refused`);
       const body = (await res.json()) as { error: { code: string; message: string } };
       assert.match(body.error.message, /downlinkCodec/, 'names the field');
-      assert.match(body.error.message, /a downlink codec must be dense fp16, bf16, int8 or int4/, 'says what is allowed');
+      assert.match(body.error.message, /a downlink codec must be dense fp16, bf16, int8, int4 or int2/, 'says what is allowed');
     }
     const after = (await (await fetch(`${srv.url}/v1/runs`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { runs: unknown[] };
     assert.equal(after.runs.length, before.runs.length, 'nothing created');
