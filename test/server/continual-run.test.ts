@@ -6,11 +6,14 @@
 //   - bad continual settings are refused.
 import '../../src/train/runtime/worker-threads.node.ts';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { encodeUpdate } from '../../src/core/protocol/update-wire.ts';
+import { decodeSafetensors } from '../../src/core/safetensors.ts';
 import { sotuTask } from '../../src/device/tasks/sotu.node.ts';
+import { Coordinator } from '../../src/server/coordinator/coordinator.ts';
 import { anchorVersion } from '../../src/server/coordinator/run.ts';
 import { sliceForgetting, type VersionPoint } from '../../src/server/coordinator/stats.ts';
 import { startCoordinator, type RunningCoordinator } from '../../src/server/http/serve.node.ts';
@@ -119,6 +122,46 @@ describe('continual runs', () => {
       assert.ok(worst < 1e-6, `version ${v}: max |difference| ${worst}`);
       const moved = got.reduce((m, x, i) => Math.max(m, Math.abs(x - (expected[v - 1]![i]! + step[v - 1]![i]!))), 0);
       assert.ok(moved > 1e-3, `version ${v} is not the unpulled step (differs by ${moved})`);
+    }
+  });
+
+  it('an anchor whose file is damaged on disk: the version is pulled toward its parent instead, with a warning', { timeout: 60_000 }, async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tessera-continual-damaged-'));
+    const logs: string[] = [];
+    const open = () => Coordinator.open({ dataDir, adminToken: ADMIN, evaluate: false, log: (m) => logs.push(m) });
+    const mu = 1;
+    let c = await open();
+    const { runId, joinToken } = await c.createRun({
+      name: 'anchored', task: 'fashion-mlp', model: { kind: 'mlp', inputs: 784, hidden: [4], classes: 10 },
+      aggregation: { mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 1 } }, continual: { anchor: { mu, everyVersions: 2 } },
+    });
+    const { deviceToken } = await c.registerDevice(runId, joinToken, { memoryMiB: 1, examplesPerSecond: 1 });
+    const submit = async (value: number) => {
+      const run = c.run(runId);
+      const device = await c.authenticateDevice(runId, deviceToken);
+      const lease = (await run.issueLease(device)).lease!;
+      const base = decodeSafetensors((await run.weights(lease.baseVersion)).bytes).tensors;
+      const delta = new Map([...base].map(([n, t]) => [n, { shape: t.shape, data: new Float32Array(t.data.length).fill(value) }]));
+      await run.submitUpdate(device, lease.leaseId, encodeUpdate(delta, { numExamples: 1, localSteps: 1, metrics: {} }));
+    };
+    for (const v of [0.01, 0.02, 0.03]) await submit(v); // versions 1-3; version 3's anchor is version 2
+    const anchorHash = (await c.run(runId).version(2)).hash;
+    await c.close();
+    const file = join(dataDir, 'blobs', anchorHash.slice(0, 2), anchorHash.slice(2));
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 1]! ^= 0xff;
+    writeFileSync(file, bytes);
+    c = await open();
+    try {
+      await submit(0.04); // version 4: its anchor, version 2, is damaged and not the head
+      const flat = async (v: number) => Float64Array.from([...decodeSafetensors((await c.run(runId).weights(v)).bytes).tensors.values()].flatMap((t) => [...t.data]));
+      const [v3, v4] = [await flat(3), await flat(4)];
+      // FedBuff K = 1 adds the fresh constant update (0.04); pulled toward version 3: v3 + 0.04 / (1 + mu).
+      const worst = v4.reduce((m, x, i) => Math.max(m, Math.abs(x - (v3[i]! + 0.04 / (1 + mu)))), 0);
+      assert.ok(worst < 1e-6, `version 4 is version 3 plus the pulled step (max |difference| ${worst})`);
+      assert.ok(logs.some((m) => /the anchor of version 4 \(version 2\) cannot be read/.test(m)), `a warning says so: ${logs.join(' | ')}`);
+    } finally {
+      await c.close();
     }
   });
 

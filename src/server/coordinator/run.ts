@@ -845,7 +845,18 @@ export class RunCoordinator {
     if (a === undefined) return next;
     const version = anchorVersion(next.version, a.everyVersions, this.grownAt?.version);
     if (this.anchor?.version !== version) {
-      const params = flatten(decodeSafetensors((await this.weights(version)).bytes).tensors, this.layout);
+      let params: Float32Array;
+      try {
+        params = flatten(decodeSafetensors((await this.weights(version)).bytes).tensors, this.layout);
+      } catch (e) {
+        if (!(e instanceof ProtocolError)) throw e;
+        // The anchor's file is damaged on disk and cannot be rebuilt: pulling toward the parent (in memory) keeps the
+        // run going, where a failing commit would retry forever. After a restart the fallback is the head then.
+        params = this.state.params.slice();
+        const message = `the anchor of version ${next.version} (version ${version}) cannot be read (${e.message}); pulling toward version ${this.state.version} instead`;
+        this.deps.log(`run ${this.id}: ${message}`);
+        this.deps.events.emit({ type: 'warning', runId: this.id, message });
+      }
       this.anchor = { version, params };
     }
     return { ...next, params: proximalPull(next.params, this.anchor.params, a.mu) };
