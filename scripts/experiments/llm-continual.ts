@@ -288,7 +288,7 @@ const lines = [
   '  eras arrive as their devices do; the coordinator evaluates every version on each era (`heldOutLoss/<era>`), the',
   '  dashboard\'s Forgetting panel shows each era\'s loss and how far it is above its best, and the anchor mitigation is a',
   '  run option (`continual.anchor`, anchored every `everyVersions` versions instead of at era starts, which a',
-  '  coordinator does not know; docs/api.md, "Continual runs"; examples/sotu-continual.json). Serving the EMA is not.',
+  '  coordinator does not know; docs/api.md, "Continual runs"; examples/sotu-continual.json), and so is serving the EMA (`continual.ema`).',
   '',
   'One seed, one short run of a small model: the differences between arms are indicative, not significant.',
   '',

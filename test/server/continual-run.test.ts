@@ -19,6 +19,8 @@ import { sliceForgetting, type VersionPoint } from '../../src/server/coordinator
 import { startCoordinator, type RunningCoordinator } from '../../src/server/http/serve.node.ts';
 import { createModel } from '../../src/train/models/registry.ts';
 import { Trainer } from '../../src/train/trainer.ts';
+import { exportRunVersion, readExport } from '../../src/cli/commands/export.ts';
+import { loadTask } from '../../src/device/tasks/registry.node.ts';
 import { apiClient } from './http-client.ts';
 
 const ADMIN = 'continual-admin-token-0123456789';
@@ -40,6 +42,44 @@ async function device(joinToken: string, runId: string): Promise<string> {
   const r = await call(`/v1/runs/${runId}/devices`, { method: 'POST', token: joinToken, body: JSON.stringify({ profile: { memoryMiB: 512, examplesPerSecond: 10 } }) });
   assert.equal(r.status, 201, `register: ${JSON.stringify(r.body)}`);
   return r.body.deviceToken;
+}
+
+/**
+ * A run on a Coordinator opened directly on its own data directory (open() again to restart it), with one device
+ * uploading constant updates (FedBuff K = 1: a version each) and the versions' weights, or served weights, flattened.
+ */
+function direct(config: object) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tessera-continual-direct-'));
+  const logs: string[] = [];
+  let c: Coordinator | undefined;
+  let ids: { runId: string; deviceToken: string } | undefined;
+  return {
+    dataDir, logs,
+    c: () => c!,
+    runId: () => ids!.runId,
+    async open() {
+      c = await Coordinator.open({ dataDir, adminToken: ADMIN, evaluate: false, log: (m) => logs.push(m) });
+      if (ids !== undefined) return;
+      const { runId, joinToken } = await c.createRun({
+        name: 'direct', task: 'fashion-mlp', model: { kind: 'mlp', inputs: 784, hidden: [4], classes: 10 },
+        aggregation: { mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 1 } }, ...config,
+      });
+      ids = { runId, deviceToken: (await c.registerDevice(runId, joinToken, { memoryMiB: 1, examplesPerSecond: 1 })).deviceToken };
+    },
+    async submit(value: number) {
+      const run = c!.run(ids!.runId);
+      const device = await c!.authenticateDevice(ids!.runId, ids!.deviceToken);
+      const lease = (await run.issueLease(device)).lease!;
+      const base = decodeSafetensors((await run.weights(lease.baseVersion)).bytes).tensors;
+      const delta = new Map([...base].map(([n, t]) => [n, { shape: t.shape, data: new Float32Array(t.data.length).fill(value) }]));
+      await run.submitUpdate(device, lease.leaseId, encodeUpdate(delta, { numExamples: 1, localSteps: 1, metrics: {} }));
+    },
+    async flat(v: number, which: 'weights' | 'served' = 'weights') {
+      const run = c!.run(ids!.runId);
+      const { bytes } = which === 'weights' ? await run.weights(v) : await run.served(v);
+      return Float64Array.from([...decodeSafetensors(bytes).tensors.values()].flatMap((t) => [...t.data]));
+    },
+  };
 }
 
 describe('continual runs', () => {
@@ -126,43 +166,94 @@ describe('continual runs', () => {
   });
 
   it('an anchor whose file is damaged on disk: the version is pulled toward its parent instead, with a warning', { timeout: 60_000 }, async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'tessera-continual-damaged-'));
-    const logs: string[] = [];
-    const open = () => Coordinator.open({ dataDir, adminToken: ADMIN, evaluate: false, log: (m) => logs.push(m) });
     const mu = 1;
-    let c = await open();
-    const { runId, joinToken } = await c.createRun({
-      name: 'anchored', task: 'fashion-mlp', model: { kind: 'mlp', inputs: 784, hidden: [4], classes: 10 },
-      aggregation: { mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 1 } }, continual: { anchor: { mu, everyVersions: 2 } },
-    });
-    const { deviceToken } = await c.registerDevice(runId, joinToken, { memoryMiB: 1, examplesPerSecond: 1 });
-    const submit = async (value: number) => {
-      const run = c.run(runId);
-      const device = await c.authenticateDevice(runId, deviceToken);
-      const lease = (await run.issueLease(device)).lease!;
-      const base = decodeSafetensors((await run.weights(lease.baseVersion)).bytes).tensors;
-      const delta = new Map([...base].map(([n, t]) => [n, { shape: t.shape, data: new Float32Array(t.data.length).fill(value) }]));
-      await run.submitUpdate(device, lease.leaseId, encodeUpdate(delta, { numExamples: 1, localSteps: 1, metrics: {} }));
-    };
-    for (const v of [0.01, 0.02, 0.03]) await submit(v); // versions 1-3; version 3's anchor is version 2
-    const anchorHash = (await c.run(runId).version(2)).hash;
-    await c.close();
-    const file = join(dataDir, 'blobs', anchorHash.slice(0, 2), anchorHash.slice(2));
+    const d = direct({ continual: { anchor: { mu, everyVersions: 2 } } });
+    await d.open();
+    for (const v of [0.01, 0.02, 0.03]) await d.submit(v); // versions 1-3; version 3's anchor is version 2
+    const anchorHash = (await d.c().run(d.runId()).version(2)).hash;
+    await d.c().close();
+    const file = join(d.dataDir, 'blobs', anchorHash.slice(0, 2), anchorHash.slice(2));
     const bytes = readFileSync(file);
     bytes[bytes.length - 1]! ^= 0xff;
     writeFileSync(file, bytes);
-    c = await open();
+    await d.open();
     try {
-      await submit(0.04); // version 4: its anchor, version 2, is damaged and not the head
-      const flat = async (v: number) => Float64Array.from([...decodeSafetensors((await c.run(runId).weights(v)).bytes).tensors.values()].flatMap((t) => [...t.data]));
-      const [v3, v4] = [await flat(3), await flat(4)];
+      await d.submit(0.04); // version 4: its anchor, version 2, is damaged and not the head
+      const [v3, v4] = [await d.flat(3), await d.flat(4)];
       // FedBuff K = 1 adds the fresh constant update (0.04); pulled toward version 3: v3 + 0.04 / (1 + mu).
       const worst = v4.reduce((m, x, i) => Math.max(m, Math.abs(x - (v3[i]! + 0.04 / (1 + mu)))), 0);
       assert.ok(worst < 1e-6, `version 4 is version 3 plus the pulled step (max |difference| ${worst})`);
-      assert.ok(logs.some((m) => /the anchor of version 4 \(version 2\) cannot be read/.test(m)), `a warning says so: ${logs.join(' | ')}`);
+      assert.ok(d.logs.some((m) => /the anchor of version 4 \(version 2\) cannot be read/.test(m)), `a warning says so: ${d.logs.join(' | ')}`);
     } finally {
-      await c.close();
+      await d.c().close();
     }
+  });
+
+  it('the EMA survives a restart: the version after it continues the average', { timeout: 60_000 }, async () => {
+    const beta = 0.75;
+    const d = direct({ continual: { ema: { beta } } });
+    await d.open();
+    for (const v of [0.01, 0.02]) await d.submit(v);
+    const before = await d.flat(2, 'served');
+    await d.c().close();
+    await d.open();
+    try {
+      assert.deepEqual(await d.flat(2, 'served'), before, 'version 2 serves the same average after the restart');
+      await d.submit(0.03);
+      const theta = await d.flat(3);
+      const got = await d.flat(3, 'served');
+      const worst = got.reduce((m, x, i) => Math.max(m, Math.abs(x - (beta * before[i]! + (1 - beta) * theta[i]!))), 0);
+      assert.ok(worst < 1e-6, `version 3 continues the average (max |difference| ${worst})`);
+    } finally {
+      await d.c().close();
+    }
+  });
+
+  it('the EMA mitigation serves, evaluates and exports the average of the versions while devices train the versions', { timeout: 120_000 }, async () => {
+    const beta = 0.5;
+    const model = { kind: 'gpt' as const, vocabSize: 65, context: 8, width: 16, heads: 2, layers: 1, mlpRatio: 4 };
+    const run = await createRun({
+      name: 'ema', task: 'shakespeare', model, aggregation: { mode: 'async', strategy: { kind: 'fedbuff', bufferSize: 1 } },
+      continual: { ema: { beta } }, eval: { batches: 2, batchSize: 8 },
+    });
+    const token = await device(run.joinToken, run.runId);
+    for (const c of [0.02, 0.01, 0.03]) await submitConstant(run.runId, token, c);
+    await srv.coordinator.idle();
+    const served = async (v: number) => {
+      const res = await fetch(`${srv.url}/v1/runs/${run.runId}/versions/${v}/served`);
+      assert.equal(res.status, 200);
+      return decodeSafetensors(new Uint8Array(await res.arrayBuffer())).tensors;
+    };
+    const flat = (m: Map<string, { data: Float32Array }>) => Float64Array.from([...m.values()].flatMap((t) => [...t.data]));
+    // By hand: ema_0 = theta_0, ema_v = beta ema_{v-1} + (1 - beta) theta_v, with theta_v the versions devices train.
+    let ema = flat(await weights(run.runId, 0));
+    assert.deepEqual(flat(await served(0)), ema, 'version 0 serves itself');
+    for (const v of [1, 2, 3]) {
+      const theta = flat(await weights(run.runId, v));
+      ema = ema.map((e, i) => beta * e + (1 - beta) * theta[i]!);
+      const got = flat(await served(v));
+      const worst = got.reduce((m, x, i) => Math.max(m, Math.abs(x - ema[i]!)), 0);
+      assert.ok(worst < 1e-6, `version ${v} serves the EMA (max |difference| ${worst})`);
+      assert.ok(got.some((x, i) => Math.abs(x - theta[i]!) > 1e-4), `version ${v}'s served weights are not its own`);
+    }
+    // The lease's base is the version itself, not the average.
+    const lease = (await call(`/v1/runs/${run.runId}/leases`, { method: 'POST', token, body: '{}' })).body.lease;
+    assert.equal(lease.baseVersion, 3);
+    // Evaluation scores the served weights.
+    const v3 = (await call(`/v1/runs/${run.runId}/versions/3`)).body;
+    const task = await loadTask('shakespeare', model);
+    const trainer = await Trainer.create(createModel(model), await served(3), { optimizer: { kind: 'sgd', lr: 1 } });
+    try {
+      const want = (await trainer.evaluate(task.evalBatches(8, 2))).loss;
+      assert.ok(Math.abs(v3.metrics.heldOutLoss - want) < 1e-5, `held-out loss of the served weights: ${v3.metrics.heldOutLoss} vs ${want}`);
+    } finally {
+      trainer.dispose();
+    }
+    // An export carries the served weights.
+    const out = join(mkdtempSync(join(tmpdir(), 'tessera-ema-export-')), 'export');
+    await exportRunVersion({ url: srv.url, run: run.runId, version: '3', out });
+    assert.deepEqual(flat(readExport(out).params), flat(await served(3)), 'the export is the average');
+    assert.equal((await fetch(`${srv.url}/v1/runs/${run.runId}/versions/9/served`)).status, 404, 'no version 9');
   });
 
   it('refuses bad continual settings with the field named', async () => {
@@ -170,7 +261,9 @@ describe('continual runs', () => {
       [{ anchor: { mu: 0, everyVersions: 2 } }, 'continual.anchor.mu'],
       [{ anchor: { mu: 1, everyVersions: 0 } }, 'continual.anchor.everyVersions'],
       [{ anchor: { mu: 1 } }, 'continual.anchor.everyVersions'],
-      [{ ema: { beta: 0.9 } }, 'continual'],
+      [{ ema: { beta: 1 } }, 'continual.ema.beta'],
+      [{}, 'continual: name a mitigation'],
+      [{ ewc: { lambda: 1 } }, 'continual'],
     ] as const) {
       const r = await call('/v1/runs', { method: 'POST', token: ADMIN, body: JSON.stringify({ name: 'bad', task: 'fashion-mlp', continual }) });
       assert.equal(r.status, 400, JSON.stringify(continual));

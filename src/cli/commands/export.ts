@@ -83,8 +83,9 @@ export async function exportRunVersion(opts: RunExportOptions): Promise<{ versio
   const spec = GptSpec.safeParse(summary.model);
   if (!spec.success) throw new ExportError(`run ${opts.run} trains a ${(summary.model as { kind?: string }).kind ?? 'non-GPT'} model; only GPT models export as GPT-2`);
   const info = (await (await get(`/v1/runs/${run}/versions/${encodeURIComponent(opts.version)}`)).json()) as { version: number };
-  // By number, not "head": the head may move between the two requests.
-  const bytes = new Uint8Array(await (await get(`/v1/runs/${run}/versions/${info.version}/weights`)).arrayBuffer());
+  // By number, not "head": the head may move between the two requests. What the run serves (the EMA of versions for
+  // a run with continual.ema), not necessarily what its devices train from.
+  const bytes = new Uint8Array(await (await get(`/v1/runs/${run}/versions/${info.version}/served`)).arrayBuffer());
   const params = decodeSafetensors(bytes).tensors;
   writeExport(opts.out, spec.data, params, await taskTokenizer(summary.task, spec.data), opts.force);
   return { version: info.version, spec: spec.data };

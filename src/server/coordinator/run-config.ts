@@ -80,18 +80,20 @@ export const RunConfig = z.object({
    */
   downlinkCodec: DownlinkCodecSpec.optional(),
   /**
-   * Continual runs (data arriving over months): a forgetting mitigation applied to every new version
-   * (src/core/continual/mitigation.ts). `anchor` pulls each version toward an anchor version by the proximal operator
-   * of (mu / 2) ||theta - a||^2, theta <- (theta + mu a) / (1 + mu); the anchor is the newest version numbered a
-   * multiple of `everyVersions` before it (or the version the model last grew at, if later), so it moves on as the
-   * run does and a restart finds the same one.
+   * Continual runs (data arriving over months): forgetting mitigations (src/core/continual/mitigation.ts), either or
+   * both. `anchor` pulls each version toward an anchor version by the proximal operator of (mu / 2) ||theta - a||^2,
+   * theta <- (theta + mu a) / (1 + mu); the anchor is the newest version numbered a multiple of `everyVersions` before
+   * it (or the version the model last grew at, if later), so it moves on as the run does and a restart finds the same
+   * one. `ema` serves an exponential moving average of the versions, theta_ema <- beta theta_ema + (1 - beta) theta,
+   * while devices keep training the versions themselves: evaluation and `GET .../served` (and exports) see the average.
    */
   continual: z.object({
     anchor: z.object({
       mu: z.number().positive().max(1e6),
       everyVersions: z.number().int().min(1).max(1_000_000),
-    }).strict(),
-  }).strict().optional(),
+    }).strict().optional(),
+    ema: z.object({ beta: z.number().gt(0).lt(1) }).strict().optional(),
+  }).strict().refine((c) => c.anchor !== undefined || c.ema !== undefined, { message: 'name a mitigation: anchor, ema or both' }).optional(),
   eval: z.object({
     /** Evaluate every n-th version on the task's held-out data (0: never). */
     everyVersions: z.number().int().min(0).default(1),

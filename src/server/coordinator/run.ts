@@ -31,7 +31,7 @@ import { chainDeltaSize, chainWeightsDelta, diffWeights, seedChainWeightsDelta }
 import { compressVersion } from '../../core/codecs/downlink.ts';
 import { CodecError } from '../../core/codecs/errors.ts';
 import { loadTask } from '../../device/tasks/registry.node.ts';
-import { proximalPull } from '../../core/continual/mitigation.ts';
+import { emaUpdate, proximalPull } from '../../core/continual/mitigation.ts';
 import { GrowthError } from '../../core/growth/errors.ts';
 import { growModel } from '../../core/growth/grow.ts';
 import type { GrowthRecord, GrowthSpec } from '../../core/growth/spec.ts';
@@ -251,7 +251,7 @@ export class RunCoordinator {
     deps.metrics.head.set({ run: record.id }, run.state.version);
     run.traffic = await deps.store.trafficTotals(record.id);
     run.publishTraffic();
-    if (head.metrics.heldOutLoss === undefined) run.evaluator?.request(head.version, unflatten(params, layout));
+    if (head.metrics.heldOutLoss === undefined) run.evaluator?.request(head.version, unflatten(servedParams(run.state), layout));
     return run;
   }
 
@@ -804,7 +804,8 @@ export class RunCoordinator {
   }
 
   private async commit(): Promise<void> {
-    const { state: next, downlink } = await this.compressDownlink(await this.anchored(this.strategy.apply(this.state, this.acc)));
+    const compressed = await this.compressDownlink(await this.anchored(this.strategy.apply(this.state, this.acc)));
+    const [next, downlink] = [this.withEma(compressed.state), compressed.downlink];
     const params = unflatten(next.params, this.layout);
     const paramsHash = await this.deps.blobs.put(encodeSafetensors(params, { version: String(next.version) }));
     await faultPoint('after-version-blob');
@@ -830,8 +831,46 @@ export class RunCoordinator {
     this.deps.metrics.versions.inc({ run: this.id });
     this.deps.metrics.head.set({ run: this.id }, next.version);
     this.deps.events.emit({ type: 'version', runId: this.id, version: next.version, updates: folded.length, at: version.createdAt });
-    if (this.evaluator && next.version % this.config.eval.everyVersions === 0) this.evaluator.request(next.version, params);
+    if (this.evaluator && next.version % this.config.eval.everyVersions === 0) this.evaluator.request(next.version, unflatten(servedParams(next), this.layout));
     await this.deleteUpdateBlobs(foldedBlobs);
+  }
+
+  /**
+   * A continual run's EMA (config.continual.ema): the average of the versions so far, kept in the version's server
+   * state (slot CONTINUAL_EMA_SLOT, stored and restored with the optimizer state), updated from the committed params.
+   * It starts from the parent's params where the parent has none (version 0, or a version the model grew at).
+   */
+  private withEma(next: ServerState): ServerState {
+    const e = this.config.continual?.ema;
+    if (e === undefined) return next;
+    const prev = this.state.slots[CONTINUAL_EMA_SLOT];
+    const ema = (prev !== undefined && prev.length === next.params.length ? prev : this.state.params).slice();
+    emaUpdate(ema, next.params, e.beta);
+    return { ...next, slots: { ...next.slots, [CONTINUAL_EMA_SLOT]: ema } };
+  }
+
+  /**
+   * The weights the run serves as version v (GET .../served, evaluation, exports): the EMA of the versions for a
+   * run with continual.ema, otherwise the version's own weights. Hash: the served file's sha256.
+   */
+  async served(v: number): Promise<{ hash: string; bytes: Uint8Array }> {
+    if (this.config.continual?.ema === undefined) return this.weights(v);
+    const r = v === this.head.version ? this.head : await this.deps.store.getVersion(this.id, v);
+    if (r === undefined) throw new ProtocolError('not_found', `run ${this.id} has no version ${v}`);
+    let ema: Float32Array | undefined;
+    if (v === this.state.version) ema = this.state.slots[CONTINUAL_EMA_SLOT];
+    else if (r.stateHash !== null) {
+      try {
+        ema = decodeSafetensors(await this.deps.blobs.get(r.stateHash)).tensors.get(CONTINUAL_EMA_SLOT)?.data;
+      } catch (e) {
+        if (!(e instanceof CorruptBlobError || e instanceof BlobNotFoundError)) throw e;
+        throw new ProtocolError('unavailable', `the served weights of version ${v} of run ${this.id} are damaged on disk: ${e.message}`);
+      }
+    }
+    // No average yet (version 0, or the version the model grew at): the version itself is what is served.
+    if (ema === undefined || ema.length !== this.layout.size) return this.weights(v);
+    const bytes = encodeSafetensors(unflatten(ema, this.layout), { version: String(v), served: 'ema' });
+    return { hash: createHash('sha256').update(bytes).digest('hex'), bytes };
   }
 
   /**
@@ -1049,4 +1088,13 @@ function isOutOfSpace(e: unknown): boolean {
  */
 export function anchorVersion(version: number, every: number, grownAt = 0): number {
   return Math.max(every * Math.floor((version - 1) / every), grownAt);
+}
+
+/** The server-state slot that holds a continual run's EMA of versions (config.continual.ema). */
+export const CONTINUAL_EMA_SLOT = 'continual.ema';
+
+/** What a state serves: its EMA slot when it has one (config.continual.ema), otherwise its params. */
+function servedParams(state: ServerState): Float32Array {
+  const ema = state.slots[CONTINUAL_EMA_SLOT];
+  return ema !== undefined && ema.length === state.params.length ? ema : state.params;
 }

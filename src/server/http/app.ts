@@ -156,6 +156,19 @@ export function createApp(coordinator: Coordinator, options: AppOptions = {}): H
     });
   });
 
+  // What the run serves as a version (docs/api.md, "Continual runs"): the EMA of versions for a run with
+  // continual.ema, otherwise the version's weights. For people and exports; devices train from .../weights.
+  app.get('/v1/runs/:run/versions/:v/served', async (c) => {
+    const run = coordinator.run(c.req.param('run'));
+    const { hash, bytes } = await run.served((await run.version(versionParam(c))).version);
+    const etag = `"${hash}"`;
+    if (c.req.header('if-none-match') === etag) return c.body(null, 304, { ETag: etag });
+    return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
+      'Content-Type': 'application/octet-stream', ETag: etag,
+      'Cache-Control': c.req.param('v') === 'head' ? 'no-cache' : 'public, max-age=31536000, immutable',
+    });
+  });
+
   // The run's public training text, for browser devices with no text of their own (docs/api.md, "Public data").
   const publicText = async (c: Context) => {
     const run = coordinator.run(c.req.param('run')!);
