@@ -45,10 +45,9 @@ import {
   type BlobStore, type DeviceRecord, type MetadataStore, type RunRecord, type UpdateRecord, type VersionRecord,
 } from '../store/store.ts';
 import type { DeviceActivity, LeaseTraffic, TrafficTotals, VersionTraffic } from '../store/store.ts';
-import { deviceTier, loadRunStats, type RunStats } from './stats.ts';
+import { deviceTier, loadRunStats, SLICE_LOSS, type RunStats } from './stats.ts';
 import { newId } from './auth.ts';
 import { Evaluator } from './evaluator.ts';
-import { SLICE_LOSS } from './stats.ts';
 import type { RunEvents } from './events.ts';
 import type { CoordinatorMetrics } from './metrics.ts';
 import type { StoredRunConfig } from './run-config.ts';
@@ -928,7 +927,7 @@ export class RunCoordinator {
     const strategy = this.config.aggregation.strategy;
     const updates = this.foldedSeeds;
     if (updates.length === 0 || updates.some((u) => u === null) || seedStepRefusal(strategy) !== undefined) return undefined;
-    // The anchor's pull is not part of the strategy's step: a device could not replay it from the seeds alone.
+    // A continual mitigation is not part of the strategy's step: a device could not replay it from the seeds alone.
     if (this.config.continual !== undefined) return undefined;
     if (Object.keys(this.state.slots).length > 0 || Object.keys(next.slots).length > 0 || next.version !== this.state.version + 1) return undefined;
     const encoded = encodeSeedStep({ version: next.version, size: this.layout.size, strategy, updates: updates as SeedStepUpdate[] });
