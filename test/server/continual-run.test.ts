@@ -14,7 +14,7 @@ import { encodeUpdate } from '../../src/core/protocol/update-wire.ts';
 import { decodeSafetensors } from '../../src/core/safetensors.ts';
 import { sotuTask } from '../../src/device/tasks/sotu.node.ts';
 import { Coordinator } from '../../src/server/coordinator/coordinator.ts';
-import { anchorVersion } from '../../src/server/coordinator/run.ts';
+import { anchorVersion } from '../../src/core/continual/mitigation.ts';
 import { sliceForgetting, type VersionPoint } from '../../src/server/coordinator/stats.ts';
 import { startCoordinator, type RunningCoordinator } from '../../src/server/http/serve.node.ts';
 import { createModel } from '../../src/train/models/registry.ts';

@@ -78,3 +78,11 @@ export class ContinualPublisher {
     }
   }
 }
+
+/**
+ * The anchor of the version numbered `version` in a continual run: the newest multiple of `every` below it, or the
+ * version the model last grew at when that is later (older weights have another shape).
+ */
+export function anchorVersion(version: number, every: number, grownAt = 0): number {
+  return Math.max(every * Math.floor((version - 1) / every), grownAt);
+}

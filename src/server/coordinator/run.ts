@@ -31,7 +31,7 @@ import { chainDeltaSize, chainWeightsDelta, diffWeights, seedChainWeightsDelta }
 import { compressVersion } from '../../core/codecs/downlink.ts';
 import { CodecError } from '../../core/codecs/errors.ts';
 import { loadTask } from '../../device/tasks/registry.node.ts';
-import { emaUpdate, proximalPull } from '../../core/continual/mitigation.ts';
+import { anchorVersion, emaUpdate, proximalPull } from '../../core/continual/mitigation.ts';
 import { GrowthError } from '../../core/growth/errors.ts';
 import { growModel } from '../../core/growth/grow.ts';
 import type { GrowthRecord, GrowthSpec } from '../../core/growth/spec.ts';
@@ -1079,14 +1079,6 @@ function isOutOfSpace(e: unknown): boolean {
     if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return true;
   }
   return false;
-}
-
-/**
- * The anchor of the version numbered `version` in a continual run: the newest multiple of `every` below it, or the
- * version the model last grew at when that is later (older weights have another shape).
- */
-export function anchorVersion(version: number, every: number, grownAt = 0): number {
-  return Math.max(every * Math.floor((version - 1) / every), grownAt);
 }
 
 /** The server-state slot that holds a continual run's EMA of versions (config.continual.ema). */
